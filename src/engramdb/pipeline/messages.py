@@ -1,0 +1,145 @@
+"""The first step of the write path: validate messages and turn them into rows.
+
+Everything is checked before anything is written, so a bad message in a batch leaves the store
+untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..backends.base import Row
+from ..errors import ContentTooLarge, EmptyContent, InvalidInput, UnknownRole
+from ..types import ROLES, Scope
+from .temporal import annotate, find_time_mentions, parse_timestamp
+
+MessageInput = Mapping[str, Any] | str
+_FIELDS = frozenset({"role", "content", "name", "timestamp", "metadata"})
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated message, ready to embed and store."""
+
+    row: Row
+    embed_text: str
+
+
+def normalise(messages: MessageInput | Sequence[MessageInput]) -> list[Mapping[str, Any]]:
+    """Accept one string, one message dict, or a list of either."""
+    if isinstance(messages, (str, Mapping)):
+        messages = [messages]
+    if not isinstance(messages, Sequence):
+        raise InvalidInput("messages must be a string, a message dict or a list of them")
+    out: list[Mapping[str, Any]] = []
+    for index, message in enumerate(messages):
+        if isinstance(message, str):
+            out.append({"role": "user", "content": message})
+        elif isinstance(message, Mapping):
+            out.append(message)
+        else:
+            raise InvalidInput(f"message {index} is a {type(message).__name__}: give a dict "
+                               "like {'role': 'user', 'content': '...'} or a string")
+    if not out:
+        raise InvalidInput("add() got no messages: give at least one")
+    return out
+
+
+def prepare(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    scope: Scope,
+    session_id: str | None,
+    metadata: Mapping[str, Any] | None,
+    max_chars: int,
+    now: datetime,
+) -> list[Prepared]:
+    """Validate every message and build its row (raises on the first bad one).
+
+    A message without a timestamp takes the one of the message before it in the batch (a reply
+    happens when the conversation does, not when it is imported), or ``now`` if none has one.
+    """
+    out: list[Prepared] = []
+    for i, m in enumerate(messages):
+        default = datetime.fromtimestamp(out[-1].row.occurred_at, tz=now.tzinfo) if out else now
+        out.append(_prepare_one(i, m, scope, session_id, metadata or {}, max_chars, now,
+                                default))
+    return out
+
+
+def _prepare_one(index: int, message: Mapping[str, Any], scope: Scope, session_id: str | None,
+                 batch_metadata: Mapping[str, Any], max_chars: int, now: datetime,
+                 default_time: datetime) -> Prepared:
+    unknown = sorted(set(message) - _FIELDS)
+    if unknown:
+        raise InvalidInput(f"message {index} has unknown field(s) {', '.join(unknown)}: "
+                           f"allowed are {', '.join(sorted(_FIELDS))}")
+    role = message.get("role", "user")
+    if role not in ROLES:
+        raise UnknownRole(index, role, ROLES)
+    content = message.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise EmptyContent(index)
+    if len(content) > max_chars:
+        raise ContentTooLarge(index, len(content), max_chars)
+    name = message.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput(f"message {index}: name must be a string")
+    raw_time = message.get("timestamp")
+    occurred = default_time if raw_time is None else parse_timestamp(raw_time)
+    own_metadata = message.get("metadata") or {}
+    if not isinstance(own_metadata, Mapping):
+        raise InvalidInput(f"message {index}: metadata must be a dict")
+    meta = {**batch_metadata, **own_metadata}
+    check_json(index, meta)
+    mentions = find_time_mentions(content, occurred)
+    index_text = _index_text(name, content, annotate(content, occurred))
+    row = Row(
+        id=str(uuid.uuid4()), scope=scope, kind="message", session_id=session_id, role=role,
+        name=name, text=content, occurred_at=occurred.timestamp(),
+        recorded_at=now.timestamp(), updated_at=now.timestamp(), metadata=meta,
+        time_mentions=[mention_dict(m) for m in mentions],
+        content_hash=content_hash(role, name, content, raw_time), index_text=index_text,
+    )
+    return Prepared(row=row, embed_text=index_text)
+
+
+def _index_text(name: str | None, content: str, notes: str) -> str:
+    text = f"{name}: {content}" if name else content
+    return f"{text} ({notes})" if notes else text
+
+
+def index_text_for(name: str | None, content: str, occurred: datetime) -> str:
+    """The text a message is indexed and embedded under (speaker, content, resolved dates)."""
+    return _index_text(name, content, annotate(content, occurred))
+
+
+def mention_dict(m: Any) -> dict[str, Any]:
+    return {"text": m.text, "start": m.start.isoformat(), "end": m.end.isoformat(),
+            "granularity": m.granularity}
+
+
+def check_json(index: int, meta: Mapping[str, Any]) -> None:
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"message {index}: metadata is not JSON-serialisable ({exc}): "
+                           "use strings, numbers, booleans, lists and dicts") from exc
+
+
+def content_hash(role: str, name: str | None, content: str, timestamp: Any) -> str:
+    """Identity of a message for idempotent adds: same role, speaker, text and given time."""
+    stamp = None if timestamp is None else str(timestamp)
+    payload = json.dumps([role, name, content, stamp], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def embed_hash(embedder_name: str, text: str) -> str:
+    """Key of the embedding cache: the model and the exact text embedded."""
+    return hashlib.sha256(f"{embedder_name}\x00{text}".encode()).hexdigest()

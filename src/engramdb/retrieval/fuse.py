@@ -1,0 +1,23 @@
+"""Reciprocal-rank fusion of candidate lists from several indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def rrf(lists: Mapping[str, Sequence[tuple[str, float]]], k: int,
+        weights: Mapping[str, float] | None = None) -> list[tuple[str, float, dict[str, int]]]:
+    """Fuse ranked lists: score(d) = Σ weight / (k + rank). Returns (id, score, ranks), best first.
+
+    RRF needs no score calibration between BM25 and cosine, which is why every index can add its
+    candidates to the same fusion.
+    """
+    scores: dict[str, float] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    for name, items in lists.items():
+        weight = 1.0 if weights is None else weights.get(name, 1.0)
+        for rank, (ident, _) in enumerate(items, start=1):
+            scores[ident] = scores.get(ident, 0.0) + weight / (k + rank)
+            ranks.setdefault(ident, {})[name] = rank
+    ordered = sorted(scores.items(), key=lambda kv: -kv[1])
+    return [(ident, score, ranks[ident]) for ident, score in ordered]
