@@ -43,19 +43,36 @@ def _bool(value: str) -> bool:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("home", None, "Folder of the default store file and config.toml "
-            "(default: the platform's user data directory)."),
-    Setting("embedder", "local", "Embedding model: 'local' (bundled all-MiniLM-L6-v2, offline), "
-            "'openai:<model>' (any OpenAI-compatible endpoint) or 'test' (deterministic, no model)."),
+    Setting(
+        "home",
+        None,
+        "Folder of the default store file and config.toml "
+        "(default: the platform's user data directory).",
+    ),
+    Setting(
+        "embedder",
+        "local",
+        "Embedding model: 'local' (bundled all-MiniLM-L6-v2, offline), "
+        "'openai:<model>' (any OpenAI-compatible endpoint) or 'test' (deterministic, no model).",
+    ),
     Setting("tenant", "default", "Tenant of every record written and read by this instance."),
-    Setting("max_content_chars", 32_000, "Longest message content accepted by add(), in "
-            "characters; longer content is refused with ContentTooLarge.", int),
-    Setting("candidates", 100, "Candidates taken from each index (lexical, dense) before "
-            "fusion.", int),
-    Setting("rrf_k", 60, "Reciprocal-rank-fusion constant: larger flattens rank differences.",
-            int),
-    Setting("synchronous", "full", "SQLite synchronous mode: 'full' survives power loss, "
-            "'normal' survives process crashes only and writes faster."),
+    Setting(
+        "max_content_chars",
+        32_000,
+        "Longest message content accepted by add(), in "
+        "characters; longer content is refused with ContentTooLarge.",
+        int,
+    ),
+    Setting(
+        "candidates", 100, "Candidates taken from each index (lexical, dense) before fusion.", int
+    ),
+    Setting("rrf_k", 60, "Reciprocal-rank-fusion constant: larger flattens rank differences.", int),
+    Setting(
+        "synchronous",
+        "full",
+        "SQLite synchronous mode: 'full' survives power loss, "
+        "'normal' survives process crashes only and writes faster.",
+    ),
     Setting("context_tokens", 2000, "Default token budget of context().", int),
 )
 
@@ -82,8 +99,9 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     unknown = sorted(set(data) - set(_BY_NAME))
     if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(_BY_NAME)}")
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_BY_NAME)}"
+        )
     return data
 
 
@@ -111,8 +129,7 @@ def resolve(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from_file = _read_config_file(_config_file(home))
     resolved: dict[str, Any] = {}
     for setting in SETTINGS:
-        for value in (overrides.get(setting.name), from_file.get(setting.name),
-                      _from_env(setting)):
+        for value in (overrides.get(setting.name), from_file.get(setting.name), _from_env(setting)):
             if value is not None:
                 resolved[setting.name] = value
                 break

@@ -58,9 +58,7 @@ class UnknownRole(InvalidInput):
     """A message's role is not one of the known roles."""
 
     def __init__(self, index: int, role: object, allowed: tuple[str, ...]) -> None:
-        super().__init__(
-            f"message {index} has role {role!r}: use one of {', '.join(allowed)}"
-        )
+        super().__init__(f"message {index} has role {role!r}: use one of {', '.join(allowed)}")
         self.index = index
         self.role = role
 

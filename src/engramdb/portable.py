@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 from .backends.base import Row
@@ -25,7 +26,7 @@ _REQUIRED = ("id", "kind", "text", "occurred_at", "content_hash", "index_text")
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
 def _ts(value: str) -> float:
@@ -35,20 +36,32 @@ def _ts(value: str) -> float:
 def row_to_dict(row: Row) -> dict[str, Any]:
     """One row as an export record."""
     return {
-        "id": row.id, "kind": row.kind, "user_id": row.scope.user_id,
-        "agent_id": row.scope.agent_id, "session_id": row.session_id, "role": row.role,
-        "name": row.name, "text": row.text, "index_text": row.index_text,
-        "occurred_at": _iso(row.occurred_at), "recorded_at": _iso(row.recorded_at),
-        "updated_at": _iso(row.updated_at), "metadata": row.metadata,
-        "time_mentions": row.time_mentions, "content_hash": row.content_hash,
+        "id": row.id,
+        "kind": row.kind,
+        "user_id": row.scope.user_id,
+        "agent_id": row.scope.agent_id,
+        "session_id": row.session_id,
+        "role": row.role,
+        "name": row.name,
+        "text": row.text,
+        "index_text": row.index_text,
+        "occurred_at": _iso(row.occurred_at),
+        "recorded_at": _iso(row.recorded_at),
+        "updated_at": _iso(row.updated_at),
+        "metadata": row.metadata,
+        "time_mentions": row.time_mentions,
+        "content_hash": row.content_hash,
         "sources": row.source_ids,
     }
 
 
 def write_export(out: IO[str], rows: Iterable[Row], embedder: str) -> int:
     """Write the header and every row; returns the number of rows."""
-    header = {"engramdb_export": FORMAT_VERSION, "embedder": embedder,
-              "exported_at": datetime.now(timezone.utc).isoformat()}
+    header = {
+        "engramdb_export": FORMAT_VERSION,
+        "embedder": embedder,
+        "exported_at": datetime.now(UTC).isoformat(),
+    }
     out.write(json.dumps(header) + "\n")
     count = 0
     for row in rows:
@@ -73,22 +86,27 @@ def row_from_dict(record: Mapping[str, Any], tenant: str, where: str) -> Row:
         return Row(
             id=str(record["id"]),
             scope=Scope(tenant, record.get("user_id"), record.get("agent_id")),
-            kind=str(record["kind"]), session_id=record.get("session_id"),
-            role=record.get("role"), name=record.get("name"), text=str(record["text"]),
+            kind=str(record["kind"]),
+            session_id=record.get("session_id"),
+            role=record.get("role"),
+            name=record.get("name"),
+            text=str(record["text"]),
             occurred_at=_ts(record["occurred_at"]),
             recorded_at=_ts(record.get("recorded_at") or record["occurred_at"]),
             updated_at=_ts(record.get("updated_at") or record["occurred_at"]),
             metadata=dict(record.get("metadata") or {}),
             time_mentions=list(record.get("time_mentions") or []),
-            content_hash=str(record["content_hash"]), index_text=str(record["index_text"]),
+            content_hash=str(record["content_hash"]),
+            index_text=str(record["index_text"]),
             source_ids=[str(s) for s in record.get("sources") or []],
         )
     except (TypeError, ValueError) as exc:
         raise ImportFormatError(f"{where}: malformed export record ({exc})") from exc
 
 
-def rows_from_export(records: Iterable[Mapping[str, Any]], tenant: str,
-                     batch: int) -> Iterator[list[Row]]:
+def rows_from_export(
+    records: Iterable[Mapping[str, Any]], tenant: str, batch: int
+) -> Iterator[list[Row]]:
     """Batches of rows from export records (the header, if present, is skipped)."""
     pending: list[Row] = []
     for number, record in enumerate(records, start=1):
@@ -96,7 +114,8 @@ def rows_from_export(records: Iterable[Mapping[str, Any]], tenant: str,
             if record["engramdb_export"] != FORMAT_VERSION:
                 raise ImportFormatError(
                     f"export format {record['engramdb_export']} is not supported by this "
-                    f"engramdb (it reads format {FORMAT_VERSION}): upgrade engramdb")
+                    f"engramdb (it reads format {FORMAT_VERSION}): upgrade engramdb"
+                )
             continue
         pending.append(row_from_dict(record, tenant, f"record {number}"))
         if len(pending) >= batch:
@@ -104,3 +123,21 @@ def rows_from_export(records: Iterable[Mapping[str, Any]], tenant: str,
             pending = []
     if pending:
         yield pending
+
+
+def read_export(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of an export file, checking that it is one."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ImportFormatError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+            if number == 1 and not (isinstance(record, dict) and is_export_header(record)):
+                raise ImportFormatError(
+                    f"{path}: not an engramdb export (the first line "
+                    "must be its header); try --format jsonl"
+                )
+            yield record

@@ -7,6 +7,7 @@ implements exactly these methods and passes the same contract tests.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,10 +35,10 @@ class Row:
     recorded_at: float
     updated_at: float
     metadata: dict[str, Any]
-    time_mentions: list[dict[str, Any]]
+    time_mentions: builtins.list[dict[str, Any]]
     content_hash: str
     index_text: str = ""
-    source_ids: list[str] = field(default_factory=list)
+    source_ids: builtins.list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -75,22 +76,29 @@ class Store(Protocol):
     def cached_vectors(self, embed_hashes: Sequence[str]) -> dict[str, Vector]:
         """Vectors already computed for these embedded-text hashes (an embedding cache)."""
 
-    def insert(self, rows: Sequence[Row], vectors: Vector, embed_hashes: Sequence[str],
-               actor: str) -> None:
+    def insert(
+        self, rows: Sequence[Row], vectors: Vector, embed_hashes: Sequence[str], actor: str
+    ) -> None:
         """Store rows with their vectors, index entries and 'create' history, atomically."""
 
-    def get(self, ids: Sequence[str], tenant: str) -> list[Row]:
+    def get(self, ids: Sequence[str], tenant: str) -> builtins.list[Row]:
         """Rows by id (any order; unknown ids are left out)."""
 
-    def list(self, scope: Scope, *, session_id: str | None, kind: str | None, limit: int,
-             after: str | None) -> list[Row]:
+    def list(
+        self,
+        scope: Scope,
+        *,
+        session_id: str | None,
+        kind: str | None,
+        limit: int,
+        after: str | None,
+    ) -> builtins.list[Row]:
         """Rows of a scope in insertion order, starting after the id ``after``."""
 
     def iter_rows(self, tenant: str, scope: Scope | None) -> Iterator[Row]:
         """Every row of a tenant (or of one scope), in insertion order: for export."""
 
-    def update(self, row: Row, vector: Vector | None, embed_hash: str | None,
-               actor: str) -> None:
+    def update(self, row: Row, vector: Vector | None, embed_hash: str | None, actor: str) -> None:
         """Replace a row's text/metadata (and vector when given), with 'update' history."""
 
     def delete(self, ids: Sequence[str], tenant: str, actor: str) -> int:
@@ -99,7 +107,7 @@ class Store(Protocol):
     def delete_scope(self, scope: Scope, actor: str) -> int:
         """Purge every row of a scope; returns how many."""
 
-    def history(self, memory_id: str, tenant: str) -> list[HistoryEntry]:
+    def history(self, memory_id: str, tenant: str) -> builtins.list[HistoryEntry]:
         """Every change of a memory, oldest first."""
 
     def lexical(self, scope: Scope, terms: Sequence[str], limit: int, flt: Filter) -> Scored:
@@ -108,11 +116,23 @@ class Store(Protocol):
     def dense(self, scope: Scope, query: Vector, limit: int, flt: Filter) -> Scored:
         """Nearest rows to a unit query vector (cosine; higher is better)."""
 
-    def neighbours(self, ids: Sequence[str], tenant: str, span: int) -> dict[str, list[Row]]:
+    def previous_message(
+        self, scope: Scope, session_id: str | None, at: float, exclude_hashes: Sequence[str] = ()
+    ) -> Row | None:
+        """The last message of a session said at or before ``at`` (excluding these hashes)."""
+
+    def neighbours(
+        self, ids: Sequence[str], tenant: str, span: int
+    ) -> dict[str, builtins.list[Row]]:
         """Up to ``span`` messages before and after each id within its session, in order."""
 
-    def all_vectors_by_embedder(self) -> Iterator[tuple[list[str], list[str]]]:
-        """Batches of (ids, embed texts) of every row: for re-embedding with a new model."""
+    def embed_texts(self, batch: int = 512) -> Iterator[builtins.list[tuple[str, str]]]:
+        """Batches of (id, index text) of every row: for re-embedding with a new model."""
+
+    def replace_vectors(
+        self, ids: Sequence[str], vectors: Vector, embed_hashes: Sequence[str]
+    ) -> None:
+        """Overwrite the vectors of existing rows (re-embedding)."""
 
     def stats(self, tenant: str) -> dict[str, Any]:
         """Counts and sizes."""

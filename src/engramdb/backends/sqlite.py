@@ -8,12 +8,14 @@ changed the scope (each scope row carries a version that every write bumps).
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +66,9 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=30.0)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         try:
@@ -119,8 +122,11 @@ class SQLiteStore:
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write() as conn:
-            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def _scope_id(self, conn: sqlite3.Connection, scope: Scope, create: bool) -> int | None:
         key = (scope.tenant, scope.user_id or "", scope.agent_id or "")
@@ -139,8 +145,9 @@ class SQLiteStore:
 
     def _bump(self, conn: sqlite3.Connection, scope_id: int) -> int:
         conn.execute("UPDATE scopes SET version = version + 1 WHERE id = ?", (scope_id,))
-        return int(conn.execute("SELECT version FROM scopes WHERE id = ?",
-                                (scope_id,)).fetchone()[0])
+        return int(
+            conn.execute("SELECT version FROM scopes WHERE id = ?", (scope_id,)).fetchone()[0]
+        )
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -153,7 +160,8 @@ class SQLiteStore:
         for session_id, content_hash in keys:
             row = conn.execute(
                 "SELECT id FROM memories WHERE scope_id = ? AND session_id = ? "
-                "AND content_hash = ?", (scope_id, session_id or "", content_hash)
+                "AND content_hash = ?",
+                (scope_id, session_id or "", content_hash),
             ).fetchone()
             if row is not None:
                 found[content_hash] = str(row[0])
@@ -172,14 +180,15 @@ class SQLiteStore:
                 out[str(ehash)] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def insert(self, rows: Sequence[Row], vectors: Vector, embed_hashes: Sequence[str],
-               actor: str) -> None:
+    def insert(
+        self, rows: Sequence[Row], vectors: Vector, embed_hashes: Sequence[str], actor: str
+    ) -> None:
         if not rows:
             return
         now = time.time()
         with self._write() as conn:
             scope_ids: dict[Scope, int] = {}
-            new_rids: list[int] = []
+            new_rids: builtins.list[int] = []
             for row in rows:
                 if row.scope not in scope_ids:
                     sid = self._scope_id(conn, row.scope, create=True)
@@ -188,8 +197,10 @@ class SQLiteStore:
                 new_rids.append(self._insert_row(conn, scope_ids[row.scope], row))
             conn.executemany(
                 "INSERT INTO vectors (rid, embed_hash, vec) VALUES (?, ?, ?)",
-                [(rid, ehash, vectors[i].astype(np.float32).tobytes())
-                 for i, (rid, ehash) in enumerate(zip(new_rids, embed_hashes, strict=True))],
+                [
+                    (rid, ehash, vectors[i].astype(np.float32).tobytes())
+                    for i, (rid, ehash) in enumerate(zip(new_rids, embed_hashes, strict=True))
+                ],
             )
             conn.executemany(
                 "INSERT INTO history (memory_id, tenant, event, before, after, actor, at) "
@@ -204,20 +215,43 @@ class SQLiteStore:
             "INSERT INTO memories (id, scope_id, kind, session_id, role, name, text, index_text, "
             "occurred_at, recorded_at, updated_at, metadata, time_mentions, content_hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (row.id, scope_id, row.kind, row.session_id or "", row.role, row.name, row.text,
-             row.index_text, row.occurred_at, row.recorded_at, row.updated_at,
-             json.dumps(row.metadata), json.dumps(row.time_mentions), row.content_hash),
+            (
+                row.id,
+                scope_id,
+                row.kind,
+                row.session_id or "",
+                row.role,
+                row.name,
+                row.text,
+                row.index_text,
+                row.occurred_at,
+                row.recorded_at,
+                row.updated_at,
+                json.dumps(row.metadata),
+                json.dumps(row.time_mentions),
+                row.content_hash,
+            ),
         )
         rid = int(cur.lastrowid or 0)
-        conn.execute("INSERT INTO memories_fts (rowid, scope, body) VALUES (?, ?, ?)",
-                     (rid, _scope_token(scope_id), row.index_text))
+        conn.execute(
+            "INSERT INTO memories_fts (rowid, scope, body) VALUES (?, ?, ?)",
+            (rid, _scope_token(scope_id), row.index_text),
+        )
         for source_id in row.source_ids:
-            conn.execute("INSERT OR IGNORE INTO sources (memory_rid, source_rid) "
-                         "SELECT ?, rid FROM memories WHERE id = ?", (rid, source_id))
+            conn.execute(
+                "INSERT OR IGNORE INTO sources (memory_rid, source_rid) "
+                "SELECT ?, rid FROM memories WHERE id = ?",
+                (rid, source_id),
+            )
         return rid
 
-    def _after_insert(self, rows: Sequence[Row], vectors: Vector, scope_ids: dict[Scope, int],
-                      versions: dict[int, int]) -> None:
+    def _after_insert(
+        self,
+        rows: Sequence[Row],
+        vectors: Vector,
+        scope_ids: dict[Scope, int],
+        versions: dict[int, int],
+    ) -> None:
         # Keep a loaded dense index in step with our own write instead of reloading it.
         with self._lock:
             for scope, sid in scope_ids.items():
@@ -228,36 +262,55 @@ class SQLiteStore:
                     del self._vsets[sid]  # someone else wrote too: reload on next search
                     continue
                 idx = [i for i, r in enumerate(rows) if r.scope == scope]
-                vset.add([rows[i].id for i in idx],
-                         np.array([rows[i].occurred_at for i in idx], dtype=np.float64),
-                         vectors[idx])
+                vset.add(
+                    [rows[i].id for i in idx],
+                    np.array([rows[i].occurred_at for i in idx], dtype=np.float64),
+                    vectors[idx],
+                )
                 vset.version = versions[sid]
 
-    def update(self, row: Row, vector: Vector | None, embed_hash: str | None,
-               actor: str) -> None:
+    def update(self, row: Row, vector: Vector | None, embed_hash: str | None, actor: str) -> None:
         with self._write() as conn:
-            found = conn.execute(f"SELECT {_ROW_COLUMNS}, m.scope_id FROM {_FROM} WHERE m.id = ?",
-                                 (row.id,)).fetchone()
+            found = conn.execute(
+                f"SELECT {_ROW_COLUMNS}, m.scope_id FROM {_FROM} WHERE m.id = ?", (row.id,)
+            ).fetchone()
             if found is None:
                 raise StoreError(f"memory {row.id} vanished during update")
             before, rid, scope_id = _row_from(found), int(found[0]), int(found[-1])
             conn.execute(
                 "UPDATE memories SET text = ?, index_text = ?, metadata = ?, time_mentions = ?, "
                 "updated_at = ?, content_hash = ? WHERE rid = ?",
-                (row.text, row.index_text, json.dumps(row.metadata),
-                 json.dumps(row.time_mentions), row.updated_at, row.content_hash, rid),
+                (
+                    row.text,
+                    row.index_text,
+                    json.dumps(row.metadata),
+                    json.dumps(row.time_mentions),
+                    row.updated_at,
+                    row.content_hash,
+                    rid,
+                ),
             )
             self._fts_delete(conn, rid, scope_id, before.index_text)
-            conn.execute("INSERT INTO memories_fts (rowid, scope, body) VALUES (?, ?, ?)",
-                         (rid, _scope_token(scope_id), row.index_text))
+            conn.execute(
+                "INSERT INTO memories_fts (rowid, scope, body) VALUES (?, ?, ?)",
+                (rid, _scope_token(scope_id), row.index_text),
+            )
             if vector is not None and embed_hash is not None:
-                conn.execute("UPDATE vectors SET embed_hash = ?, vec = ? WHERE rid = ?",
-                             (embed_hash, vector.astype(np.float32).tobytes(), rid))
+                conn.execute(
+                    "UPDATE vectors SET embed_hash = ?, vec = ? WHERE rid = ?",
+                    (embed_hash, vector.astype(np.float32).tobytes(), rid),
+                )
             conn.execute(
                 "INSERT INTO history (memory_id, tenant, event, before, after, actor, at) "
                 "VALUES (?, ?, 'update', ?, ?, ?, ?)",
-                (row.id, row.scope.tenant, json.dumps(_snapshot(before)),
-                 json.dumps(_snapshot(row)), actor, row.updated_at),
+                (
+                    row.id,
+                    row.scope.tenant,
+                    json.dumps(_snapshot(before)),
+                    json.dumps(_snapshot(row)),
+                    actor,
+                    row.updated_at,
+                ),
             )
             self._bump(conn, scope_id)
         with self._lock:
@@ -266,17 +319,26 @@ class SQLiteStore:
     def _fts_delete(self, conn: sqlite3.Connection, rid: int, scope_id: int, body: str) -> None:
         conn.execute(
             "INSERT INTO memories_fts (memories_fts, rowid, scope, body) "
-            "VALUES ('delete', ?, ?, ?)", (rid, _scope_token(scope_id), body))
+            "VALUES ('delete', ?, ?, ?)",
+            (rid, _scope_token(scope_id), body),
+        )
 
     def delete(self, ids: Sequence[str], tenant: str, actor: str) -> int:
         with self._write() as conn:
-            count = self._purge(conn, [
-                (int(r[0]), int(r[1]), str(r[2]), str(r[3])) for i in ids
-                for r in conn.execute(
-                    "SELECT m.rid, m.scope_id, m.index_text, m.id FROM memories m "
-                    "JOIN scopes s ON s.id = m.scope_id WHERE m.id = ? AND s.tenant = ?",
-                    (i, tenant))
-            ], tenant, actor)
+            count = self._purge(
+                conn,
+                [
+                    (int(r[0]), int(r[1]), str(r[2]), str(r[3]))
+                    for i in ids
+                    for r in conn.execute(
+                        "SELECT m.rid, m.scope_id, m.index_text, m.id FROM memories m "
+                        "JOIN scopes s ON s.id = m.scope_id WHERE m.id = ? AND s.tenant = ?",
+                        (i, tenant),
+                    )
+                ],
+                tenant,
+                actor,
+            )
         return count
 
     def delete_scope(self, scope: Scope, actor: str) -> int:
@@ -284,25 +346,37 @@ class SQLiteStore:
             scope_id = self._scope_id(conn, scope, create=False)
             if scope_id is None:
                 return 0
-            rows = [(int(r[0]), scope_id, str(r[1]), str(r[2])) for r in conn.execute(
-                "SELECT rid, index_text, id FROM memories WHERE scope_id = ?", (scope_id,))]
+            rows = [
+                (int(r[0]), scope_id, str(r[1]), str(r[2]))
+                for r in conn.execute(
+                    "SELECT rid, index_text, id FROM memories WHERE scope_id = ?", (scope_id,)
+                )
+            ]
             count = self._purge(conn, rows, scope.tenant, actor)
         self.optimize()
         return count
 
-    def _purge(self, conn: sqlite3.Connection, rows: list[tuple[int, int, str, str]],
-               tenant: str, actor: str) -> int:
+    def _purge(
+        self,
+        conn: sqlite3.Connection,
+        rows: builtins.list[tuple[int, int, str, str]],
+        tenant: str,
+        actor: str,
+    ) -> int:
         now = time.time()
         for rid, scope_id, body, _ in rows:
             self._fts_delete(conn, rid, scope_id, body)
         conn.executemany("DELETE FROM memories WHERE rid = ?", [(r[0],) for r in rows])
         # GDPR: the history keeps that a change happened, never what the deleted text was.
-        conn.executemany("UPDATE history SET before = NULL, after = NULL WHERE memory_id = ?",
-                         [(r[3],) for r in rows])
+        conn.executemany(
+            "UPDATE history SET before = NULL, after = NULL WHERE memory_id = ?",
+            [(r[3],) for r in rows],
+        )
         conn.executemany(
             "INSERT INTO history (memory_id, tenant, event, before, after, actor, at) "
             "VALUES (?, ?, 'delete', NULL, NULL, ?, ?)",
-            [(r[3], tenant, actor, now) for r in rows])
+            [(r[3], tenant, actor, now) for r in rows],
+        )
         for scope_id in {r[1] for r in rows}:
             self._bump(conn, scope_id)
             with self._lock:
@@ -316,38 +390,54 @@ class SQLiteStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def get(self, ids: Sequence[str], tenant: str) -> list[Row]:
+    def get(self, ids: Sequence[str], tenant: str) -> builtins.list[Row]:
         if not ids:
             return []
         conn = self._reader()
-        rows: list[Row] = []
+        rows: builtins.list[Row] = []
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows.extend(_row_from(r) for r in conn.execute(
-                f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.id IN ({marks}) AND s.tenant = ?",
-                (*chunk, tenant)))
+            rows.extend(
+                _row_from(r)
+                for r in conn.execute(
+                    f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.id IN ({marks}) AND s.tenant = ?",
+                    (*chunk, tenant),
+                )
+            )
         self._attach_sources(conn, rows)
         return rows
 
-    def _attach_sources(self, conn: sqlite3.Connection, rows: list[Row]) -> None:
+    def _attach_sources(self, conn: sqlite3.Connection, rows: builtins.list[Row]) -> None:
         for row in rows:
             if row.kind == "message":
                 continue
-            row.source_ids = [str(r[0]) for r in conn.execute(
-                "SELECT src.id FROM sources x JOIN memories m ON m.rid = x.memory_rid "
-                "JOIN memories src ON src.rid = x.source_rid WHERE m.id = ? "
-                "ORDER BY src.occurred_at, src.rid", (row.id,))]
+            row.source_ids = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT src.id FROM sources x JOIN memories m ON m.rid = x.memory_rid "
+                    "JOIN memories src ON src.rid = x.source_rid WHERE m.id = ? "
+                    "ORDER BY src.occurred_at, src.rid",
+                    (row.id,),
+                )
+            ]
 
-    def list(self, scope: Scope, *, session_id: str | None, kind: str | None, limit: int,
-             after: str | None) -> list[Row]:
+    def list(
+        self,
+        scope: Scope,
+        *,
+        session_id: str | None,
+        kind: str | None,
+        limit: int,
+        after: str | None,
+    ) -> builtins.list[Row]:
         conn = self._reader()
         scope_id = self._scope_id(conn, scope, create=False)
         if scope_id is None:
             return []
         sql = f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.scope_id = ?"
-        params: list[Any] = [scope_id]
+        params: builtins.list[Any] = [scope_id]
         if session_id is not None:
             sql += " AND m.session_id = ?"
             params.append(session_id)
@@ -366,7 +456,7 @@ class SQLiteStore:
     def iter_rows(self, tenant: str, scope: Scope | None) -> Iterator[Row]:
         conn = self._connect() if not self._memory else self._writer
         sql = f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE s.tenant = ?"
-        params: list[Any] = [tenant]
+        params: builtins.list[Any] = [tenant]
         if scope is not None:
             sql += " AND s.user_id = ? AND s.agent_id = ?"
             params += [scope.user_id or "", scope.agent_id or ""]
@@ -375,37 +465,66 @@ class SQLiteStore:
             self._attach_sources(conn, rows)
             yield from rows
 
-    def history(self, memory_id: str, tenant: str) -> list[HistoryEntry]:
+    def history(self, memory_id: str, tenant: str) -> builtins.list[HistoryEntry]:
         return [
             HistoryEntry(
-                id=int(r[0]), memory_id=memory_id, event=str(r[1]),
+                id=int(r[0]),
+                memory_id=memory_id,
+                event=str(r[1]),
                 before=json.loads(r[2]) if r[2] else None,
                 after=json.loads(r[3]) if r[3] else None,
-                actor=str(r[4]), at=_dt(float(r[5])),
+                actor=str(r[4]),
+                at=_dt(float(r[5])),
             )
             for r in self._reader().execute(
                 "SELECT id, event, before, after, actor, at FROM history "
-                "WHERE memory_id = ? AND tenant = ? ORDER BY id", (memory_id, tenant))
+                "WHERE memory_id = ? AND tenant = ? ORDER BY id",
+                (memory_id, tenant),
+            )
         ]
 
-    def neighbours(self, ids: Sequence[str], tenant: str, span: int) -> dict[str, list[Row]]:
+    def previous_message(
+        self, scope: Scope, session_id: str | None, at: float, exclude_hashes: Sequence[str] = ()
+    ) -> Row | None:
         conn = self._reader()
-        out: dict[str, list[Row]] = {}
+        scope_id = self._scope_id(conn, scope, create=False)
+        if scope_id is None:
+            return None
+        marks = ",".join("?" * len(exclude_hashes))
+        row = conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.scope_id = ? AND m.session_id = ? "
+            f"AND m.kind = 'message' AND m.occurred_at <= ? AND m.content_hash NOT IN ({marks}) "
+            "ORDER BY m.occurred_at DESC, m.rid DESC LIMIT 1",
+            (scope_id, session_id or "", at, *exclude_hashes),
+        ).fetchone()
+        return None if row is None else _row_from(row)
+
+    def neighbours(
+        self, ids: Sequence[str], tenant: str, span: int
+    ) -> dict[str, builtins.list[Row]]:
+        conn = self._reader()
+        out: dict[str, builtins.list[Row]] = {}
         for ident in ids:
             base = conn.execute(
                 "SELECT m.scope_id, m.session_id, m.occurred_at, m.rid FROM memories m "
                 "JOIN scopes s ON s.id = m.scope_id WHERE m.id = ? AND s.tenant = ?",
-                (ident, tenant)).fetchone()
+                (ident, tenant),
+            ).fetchone()
             if base is None:
                 continue
-            where = (f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.scope_id = ? "
-                     "AND m.session_id = ? AND m.kind = 'message' AND ")
+            where = (
+                f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.scope_id = ? "
+                "AND m.session_id = ? AND m.kind = 'message' AND "
+            )
             before = conn.execute(
                 where + "(m.occurred_at, m.rid) < (?, ?) ORDER BY m.occurred_at DESC, m.rid DESC "
-                "LIMIT ?", (*base, span)).fetchall()
+                "LIMIT ?",
+                (*base, span),
+            ).fetchall()
             after = conn.execute(
                 where + "(m.occurred_at, m.rid) > (?, ?) ORDER BY m.occurred_at, m.rid LIMIT ?",
-                (*base, span)).fetchall()
+                (*base, span),
+            ).fetchall()
             out[ident] = [_row_from(r) for r in reversed(before)] + [_row_from(r) for r in after]
         return out
 
@@ -413,12 +532,12 @@ class SQLiteStore:
         if flt.session_id is None and flt.kinds is None and not flt.metadata:
             return None
         sql, params = self._filter_sql(scope_id, flt)
-        return {str(r[0]) for r in conn.execute(f"SELECT m.id FROM memories m WHERE {sql}",
-                                                params)}
+        return {str(r[0]) for r in conn.execute(f"SELECT m.id FROM memories m WHERE {sql}", params)}
 
     @staticmethod
-    def _filter_sql(scope_id: int, flt: Filter) -> tuple[str, list[Any]]:
-        clauses, params = ["m.scope_id = ?"], [scope_id]
+    def _filter_sql(scope_id: int, flt: Filter) -> tuple[str, builtins.list[Any]]:
+        clauses: builtins.list[str] = ["m.scope_id = ?"]
+        params: builtins.list[Any] = [scope_id]
         if flt.since is not None:
             clauses.append("m.occurred_at >= ?")
             params.append(flt.since)
@@ -433,8 +552,10 @@ class SQLiteStore:
             params.extend(flt.kinds)
         for key, value in flt.metadata:
             clauses.append("json_extract(m.metadata, ?) = ?")
-            params += [f'$."{key}"', json.dumps(value) if isinstance(value, (dict, list))
-                       else value]
+            params += [
+                f'$."{key}"',
+                json.dumps(value) if isinstance(value, (dict, list)) else value,
+            ]
         return " AND ".join(clauses), params
 
     def lexical(self, scope: Scope, terms: Sequence[str], limit: int, flt: Filter) -> Scored:
@@ -442,13 +563,18 @@ class SQLiteStore:
         scope_id = self._scope_id(conn, scope, create=False)
         if scope_id is None or not terms:
             return []
-        match = (f"scope : {_scope_token(scope_id)} AND body : ("
-                 + " OR ".join(_fts_quote(t) for t in terms) + ")")
+        match = (
+            f"scope : {_scope_token(scope_id)} AND body : ("
+            + " OR ".join(_fts_quote(t) for t in terms)
+            + ")"
+        )
         sql, params = self._filter_sql(scope_id, flt)
         rows = conn.execute(
             "SELECT m.id, -bm25(memories_fts, 0.0, 1.0) AS score FROM memories_fts f "
             f"JOIN memories m ON m.rid = f.rowid WHERE memories_fts MATCH ? AND {sql} "
-            "ORDER BY bm25(memories_fts, 0.0, 1.0) LIMIT ?", (match, *params, limit)).fetchall()
+            "ORDER BY bm25(memories_fts, 0.0, 1.0) LIMIT ?",
+            (match, *params, limit),
+        ).fetchall()
         return [(str(r[0]), float(r[1])) for r in rows]
 
     def dense(self, scope: Scope, query: Vector, limit: int, flt: Filter) -> Scored:
@@ -460,59 +586,92 @@ class SQLiteStore:
         return vset.search(query, limit, flt.since, flt.until, self._allowed(conn, scope_id, flt))
 
     def _vectors(self, conn: sqlite3.Connection, scope_id: int) -> VectorSet:
-        version = int(conn.execute("SELECT version FROM scopes WHERE id = ?",
-                                   (scope_id,)).fetchone()[0])
+        version = int(
+            conn.execute("SELECT version FROM scopes WHERE id = ?", (scope_id,)).fetchone()[0]
+        )
         with self._lock:
             vset = self._vsets.get(scope_id)
             if vset is not None and vset.version == version:
                 return vset
         vset = VectorSet(self.dim, version)
-        for batch in _batched(conn.execute(
+        for batch in _batched(
+            conn.execute(
                 "SELECT m.id, m.occurred_at, v.vec FROM memories m JOIN vectors v "
-                "ON v.rid = m.rid WHERE m.scope_id = ? ORDER BY m.rid", (scope_id,)), 4096):
-            vset.add([str(r[0]) for r in batch], np.array([r[1] for r in batch]),
-                     np.frombuffer(b"".join(r[2] for r in batch),
-                                   dtype=np.float32).reshape(len(batch), self.dim))
+                "ON v.rid = m.rid WHERE m.scope_id = ? ORDER BY m.rid",
+                (scope_id,),
+            ),
+            4096,
+        ):
+            vset.add(
+                [str(r[0]) for r in batch],
+                np.array([r[1] for r in batch]),
+                np.frombuffer(b"".join(r[2] for r in batch), dtype=np.float32).reshape(
+                    len(batch), self.dim
+                ),
+            )
         with self._lock:
             current = self._vsets.get(scope_id)
             if current is None or current.version <= version:
                 self._vsets[scope_id] = vset
         return vset
 
-    def embed_texts(self, batch: int = 512) -> Iterator[list[tuple[str, str]]]:
+    def embed_texts(self, batch: int = 512) -> Iterator[builtins.list[tuple[str, str]]]:
         """Batches of (id, index text) of every row: for re-embedding with a new model."""
         conn = self._connect() if not self._memory else self._writer
-        yield from ([(str(r[0]), str(r[1])) for r in b] for b in _batched(
-            conn.execute("SELECT id, index_text FROM memories ORDER BY rid"), batch))
+        yield from (
+            [(str(r[0]), str(r[1])) for r in b]
+            for b in _batched(
+                conn.execute("SELECT id, index_text FROM memories ORDER BY rid"), batch
+            )
+        )
 
-    def replace_vectors(self, ids: Sequence[str], vectors: Vector,
-                        embed_hashes: Sequence[str]) -> None:
+    def replace_vectors(
+        self, ids: Sequence[str], vectors: Vector, embed_hashes: Sequence[str]
+    ) -> None:
         """Overwrite the vectors of existing rows (re-embedding)."""
         with self._write() as conn:
             conn.executemany(
                 "UPDATE vectors SET vec = ?, embed_hash = ? "
                 "WHERE rid = (SELECT rid FROM memories WHERE id = ?)",
-                [(vectors[i].astype(np.float32).tobytes(), embed_hashes[i], ident)
-                 for i, ident in enumerate(ids)])
+                [
+                    (vectors[i].astype(np.float32).tobytes(), embed_hashes[i], ident)
+                    for i, ident in enumerate(ids)
+                ],
+            )
             conn.execute("UPDATE scopes SET version = version + 1")
         with self._lock:
             self._vsets.clear()
 
     def stats(self, tenant: str) -> dict[str, Any]:
         conn = self._reader()
-        kinds = dict(conn.execute(
-            "SELECT m.kind, COUNT(*) FROM memories m JOIN scopes s ON s.id = m.scope_id "
-            "WHERE s.tenant = ? GROUP BY m.kind", (tenant,)).fetchall())
-        scopes = conn.execute("SELECT COUNT(*) FROM scopes WHERE tenant = ?",
-                              (tenant,)).fetchone()[0]
-        size = 0 if self._memory else sum(
-            p.stat().st_size for p in Path(self.path).parent.glob(Path(self.path).name + "*"))
-        return {"path": self.path, "memories": sum(kinds.values()), "by_kind": kinds,
-                "scopes": int(scopes), "bytes": size,
-                "schema_version": sqlite_schema.current_version(conn)}
+        kinds = dict(
+            conn.execute(
+                "SELECT m.kind, COUNT(*) FROM memories m JOIN scopes s ON s.id = m.scope_id "
+                "WHERE s.tenant = ? GROUP BY m.kind",
+                (tenant,),
+            ).fetchall()
+        )
+        scopes = conn.execute("SELECT COUNT(*) FROM scopes WHERE tenant = ?", (tenant,)).fetchone()[
+            0
+        ]
+        size = (
+            0
+            if self._memory
+            else sum(
+                p.stat().st_size for p in Path(self.path).parent.glob(Path(self.path).name + "*")
+            )
+        )
+        return {
+            "path": self.path,
+            "memories": sum(kinds.values()),
+            "by_kind": kinds,
+            "scopes": int(scopes),
+            "bytes": size,
+            "schema_version": sqlite_schema.current_version(conn),
+        }
 
 
-def _batched(cursor: Any, size: int) -> Iterator[list[Any]]:
+def _batched(cursor: Any, size: int) -> Iterator[builtins.list[Any]]:
     while True:
         batch = cursor.fetchmany(size)
         if not batch:
@@ -521,17 +680,26 @@ def _batched(cursor: Any, size: int) -> Iterator[list[Any]]:
 
 
 def _dt(ts: float) -> Any:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 def _row_from(r: Sequence[Any]) -> Row:
     return Row(
-        id=str(r[1]), scope=Scope(str(r[2]), r[3] or None, r[4] or None), kind=str(r[5]),
-        session_id=r[6] or None, role=r[7], name=r[8], text=str(r[9]),
-        occurred_at=float(r[10]), recorded_at=float(r[11]), updated_at=float(r[12]),
-        metadata=json.loads(r[13]), time_mentions=json.loads(r[14]), content_hash=str(r[15]),
+        id=str(r[1]),
+        scope=Scope(str(r[2]), r[3] or None, r[4] or None),
+        kind=str(r[5]),
+        session_id=r[6] or None,
+        role=r[7],
+        name=r[8],
+        text=str(r[9]),
+        occurred_at=float(r[10]),
+        recorded_at=float(r[11]),
+        updated_at=float(r[12]),
+        metadata=json.loads(r[13]),
+        time_mentions=json.loads(r[14]),
+        content_hash=str(r[15]),
         index_text=str(r[16]),
     )
 

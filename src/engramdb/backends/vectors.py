@@ -63,8 +63,14 @@ class VectorSet:
             if pos is not None:
                 self._alive[pos] = False
 
-    def search(self, query: Vector, limit: int, since: float | None, until: float | None,
-               allowed: set[str] | None) -> list[tuple[str, float]]:
+    def search(
+        self,
+        query: Vector,
+        limit: int,
+        since: float | None,
+        until: float | None,
+        allowed: set[str] | None,
+    ) -> list[tuple[str, float]]:
         """Top rows by cosine among live rows in the time window (and in ``allowed``)."""
         n = self._n
         if n == 0 or limit <= 0:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
-def rrf(lists: Mapping[str, Sequence[tuple[str, float]]], k: int,
-        weights: Mapping[str, float] | None = None) -> list[tuple[str, float, dict[str, int]]]:
+def rrf(
+    lists: Mapping[str, Sequence[tuple[str, float]]],
+    k: int,
+    weights: Mapping[str, float] | None = None,
+) -> list[tuple[str, float, dict[str, int]]]:
     """Fuse ranked lists: score(d) = Σ weight / (k + rank). Returns (id, score, ranks), best first.
 
     RRF needs no score calibration between BM25 and cosine, which is why every index can add its

@@ -11,7 +11,7 @@ from ..types import TimeMention
 
 # Function words carry no topic: OR-ing them into a full-text query only slows it down and
 # drowns the rare terms that matter. Question words are here too ("when did ...").
-STOPWORDS = frozenset("""
+_STOPWORD_TEXT = """
 a about above after again against all am an and any are aren't as at be because been before
 being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
 don't down during each few for from further had hadn't has hasn't have haven't having he he'd
@@ -23,7 +23,8 @@ these they they'd they'll they're they've this those through to too under until 
 wasn't we we'd we'll we're we've were weren't what what's when when's where where's which while
 who who's whom why why's will with won't would wouldn't you you'd you'll you're you've your yours
 yourself yourselves also just ever really s t d ll m o re ve y get got
-""".split())
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)
 

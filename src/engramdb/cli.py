@@ -1,0 +1,404 @@
+"""The ``engram`` command: a thin shell over :class:`engramdb.Memory`.
+
+Errors from the library become one line on stderr and exit status 1; nothing below this module
+knows about the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import EngramError
+from .memory import Memory
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console()
+err = Console(stderr=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(_jsonable(value), ensure_ascii=False, indent=2))
+
+
+class _Group(click.Group):
+    """Turns library errors into one line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EngramError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+        except OSError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+
+
+def _scope_options(fn: F) -> F:
+    fn = click.option("--agent", "-a", "agent_id", help="Agent id of the scope.")(fn)
+    return click.option("--user", "-u", "user_id", help="User id of the scope.")(fn)
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--db",
+    "db",
+    envvar="ENGRAM_DB",
+    type=click.Path(dir_okay=False),
+    help="Store file (default: engram.db in ENGRAM_HOME or the user data dir).",
+)
+@click.option("--embedder", help="Embedding model: local, openai:<model>, test.")
+@click.version_option(package_name="engramdb")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, embedder: str | None) -> None:
+    """engramdb: long-term memory for LLM agents."""
+    ctx.obj = {"db": db, "embedder": embedder}
+
+
+@contextmanager
+def _memory(ctx: click.Context) -> Iterator[Memory]:
+    mem = Memory(ctx.obj["db"], embedder=ctx.obj["embedder"])
+    try:
+        yield mem
+    finally:
+        mem.close()
+
+
+@main.command()
+@_scope_options
+@click.option("--session", "session_id", help="Session id.")
+@click.option(
+    "--role",
+    default="user",
+    show_default=True,
+    type=click.Choice(["user", "assistant", "system", "tool"]),
+)
+@click.option("--name", help="Speaker name.")
+@click.option("--time", "timestamp", help="When it happened (ISO 8601); default now.")
+@click.argument("text")
+@click.pass_context
+def add(
+    ctx: click.Context,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    role: str,
+    name: str | None,
+    timestamp: str | None,
+    text: str,
+) -> None:
+    """Record one message."""
+    message: dict[str, Any] = {"role": role, "content": text}
+    if name:
+        message["name"] = name
+    if timestamp:
+        message["timestamp"] = timestamp
+    with _memory(ctx) as mem:
+        for ident in mem.add([message], user_id=user_id, agent_id=agent_id, session_id=session_id):
+            click.echo(ident)
+
+
+@main.command()
+@_scope_options
+@click.option("--limit", "-k", default=10, show_default=True)
+@click.option("--as-of", help="Answer as if it were then (ISO 8601).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("query")
+@click.pass_context
+def search(
+    ctx: click.Context,
+    user_id: str | None,
+    agent_id: str | None,
+    limit: int,
+    as_of: str | None,
+    as_json: bool,
+    query: str,
+) -> None:
+    """Search a scope's memories."""
+    with _memory(ctx) as mem:
+        hits = mem.search(query, user_id=user_id, agent_id=agent_id, limit=limit, as_of=as_of)
+    if as_json:
+        _print_json(hits)
+        return
+    table = Table("#", "when", "who", "text", "score", "id")
+    for rank, hit in enumerate(hits, start=1):
+        table.add_row(
+            str(rank),
+            f"{hit.occurred_at:%Y-%m-%d %H:%M}",
+            hit.name or hit.role or "",
+            hit.text,
+            f"{hit.score:.4f}",
+            hit.id[:8],
+        )
+    out.print(table)
+
+
+@main.command()
+@_scope_options
+@click.option("--max-tokens", default=2000, show_default=True)
+@click.option("--as-of", help="Answer as if it were then (ISO 8601).")
+@click.argument("query")
+@click.pass_context
+def context(
+    ctx: click.Context,
+    user_id: str | None,
+    agent_id: str | None,
+    max_tokens: int,
+    as_of: str | None,
+    query: str,
+) -> None:
+    """Print the context an LLM would get for a question."""
+    with _memory(ctx) as mem:
+        click.echo(
+            mem.context(
+                query, user_id=user_id, agent_id=agent_id, max_tokens=max_tokens, as_of=as_of
+            )
+        )
+
+
+@main.command(name="list")
+@_scope_options
+@click.option("--session", "session_id")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--cursor", help="Continue after this cursor (printed at the end of a page).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_(
+    ctx: click.Context,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List a scope's memories, oldest recorded first, a page at a time."""
+    with _memory(ctx) as mem:
+        page = mem.list(
+            user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit, cursor=cursor
+        )
+    if as_json:
+        _print_json(page)
+        return
+    table = Table("id", "when", "session", "who", "text")
+    for rec in page.items:
+        table.add_row(
+            rec.id,
+            f"{rec.occurred_at:%Y-%m-%d %H:%M}",
+            rec.session_id or "",
+            rec.name or rec.role or "",
+            rec.text,
+        )
+    out.print(table)
+    if page.next_cursor:
+        click.echo(f"more: --cursor {page.next_cursor}")
+
+
+@main.command()
+@click.argument("memory_id")
+@click.pass_context
+def show(ctx: click.Context, memory_id: str) -> None:
+    """Show one memory with its sources."""
+    with _memory(ctx) as mem:
+        _print_json(mem.get(memory_id))
+
+
+@main.command()
+@click.argument("memory_id")
+@click.pass_context
+def history(ctx: click.Context, memory_id: str) -> None:
+    """Show every change of a memory."""
+    with _memory(ctx) as mem:
+        _print_json(mem.history(memory_id))
+
+
+@main.command()
+@click.argument("memory_id", required=False)
+@_scope_options
+@click.option("--all", "everything", is_flag=True, help="Delete every memory of the scope.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation with --all.")
+@click.pass_context
+def delete(
+    ctx: click.Context,
+    memory_id: str | None,
+    user_id: str | None,
+    agent_id: str | None,
+    everything: bool,
+    yes: bool,
+) -> None:
+    """Delete one memory for good, or with --all every memory of a scope."""
+    with _memory(ctx) as mem:
+        if everything:
+            if not yes:
+                click.confirm(
+                    f"Delete every memory of user={user_id} agent={agent_id}?", abort=True
+                )
+            click.echo(f"deleted {mem.delete_all(user_id=user_id, agent_id=agent_id)}")
+        elif memory_id:
+            mem.delete(memory_id)
+            click.echo(f"deleted {memory_id}")
+        else:
+            raise click.UsageError("give a MEMORY_ID, or --all with --user/--agent")
+
+
+@main.command(name="import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "engramdb", "jsonl", "locomo", "longmemeval", "chatgpt"]),
+)
+@_scope_options
+@click.pass_context
+def import_(
+    ctx: click.Context, path: str, fmt: str, user_id: str | None, agent_id: str | None
+) -> None:
+    """Import messages: an engramdb export, JSONL messages, LoCoMo, LongMemEval or ChatGPT."""
+    with _memory(ctx) as mem, _progress() as progress:
+        task = progress.add_task("importing", total=None)
+        count = mem.import_file(
+            path,
+            format=fmt,
+            user_id=user_id,
+            agent_id=agent_id,
+            progress=lambda n: progress.advance(task, n),
+        )
+    click.echo(f"imported {count} new memories from {path}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True), default="-")
+@_scope_options
+@click.pass_context
+def export(ctx: click.Context, path: str, user_id: str | None, agent_id: str | None) -> None:
+    """Export memories as JSON lines (to PATH or stdout), losslessly."""
+    with _memory(ctx) as mem:
+        if path == "-":
+            count = mem.export(sys.stdout, user_id=user_id, agent_id=agent_id)
+        else:
+            tmp = Path(path + ".partial")
+            with tmp.open("w", encoding="utf-8") as fh:
+                count = mem.export(fh, user_id=user_id, agent_id=agent_id)
+            tmp.replace(path)  # never leave a half-written export under the real name
+    err.print(f"exported {count} memories")
+
+
+@main.command()
+@click.pass_context
+def stats(ctx: click.Context) -> None:
+    """Show counts and sizes of the store."""
+    with _memory(ctx) as mem:
+        _print_json(mem.stats())
+
+
+@main.command()
+@click.option(
+    "--db",
+    "demo_db",
+    type=click.Path(dir_okay=False),
+    help="Demo store (default: demo.db beside the default store).",
+)
+@click.pass_context
+def demo(ctx: click.Context, demo_db: str | None) -> None:
+    """Ingest a small sample conversation and answer a few questions from it."""
+    from .demo import run_demo
+
+    run_demo(out, demo_db, ctx.obj["embedder"])
+
+
+@main.command(name="eval")
+@click.argument("dataset", type=click.Choice(["locomo", "longmemeval"]))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write JSON here.")
+@click.option("--limit", type=int, help="Only the first N conversations / questions.")
+@click.option("--no-baselines", is_flag=True, help="Skip the BM25/dense/hybrid baselines.")
+@click.option(
+    "--cache-dir", type=click.Path(file_okay=False), help="Cache embeddings here between runs."
+)
+@click.pass_context
+def eval_(
+    ctx: click.Context,
+    dataset: str,
+    path: str,
+    out_path: str | None,
+    limit: int | None,
+    no_baselines: bool,
+    cache_dir: str | None,
+) -> None:
+    """Measure retrieval quality on LoCoMo or LongMemEval, with baselines."""
+    from .evals import runner
+
+    embedder = ctx.obj["embedder"] or "local"
+    with _progress() as progress:
+        task = progress.add_task(dataset, total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        if dataset == "locomo":
+            result = runner.run_locomo(
+                path,
+                embedder=embedder,
+                limit_conversations=limit,
+                baselines=not no_baselines,
+                progress=report,
+                cache_dir=cache_dir,
+            )
+        else:
+            result = runner.run_longmemeval(
+                path,
+                embedder=embedder,
+                limit_questions=limit,
+                baselines=not no_baselines,
+                progress=report,
+                cache_dir=cache_dir,
+            )
+    text = json.dumps(result, indent=2, default=str)
+    if out_path:
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_path).write_text(text + "\n", encoding="utf-8")
+    out.print_json(json.dumps(result.get("summary", result), default=str))
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    with progress:
+        yield progress
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
