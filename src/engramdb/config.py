@@ -66,7 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "candidates", 100, "Candidates taken from each index (lexical, dense) before fusion.", int
     ),
-    Setting("rrf_k", 60, "Reciprocal-rank-fusion constant: larger flattens rank differences.", int),
+    Setting("rrf_k", 20, "Reciprocal-rank-fusion constant: larger flattens rank differences.", int),
     Setting(
         "synchronous",
         "full",

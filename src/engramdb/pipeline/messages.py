@@ -20,6 +20,8 @@ from ..types import ROLES, Scope
 from .temporal import annotate, find_time_mentions, parse_timestamp
 
 MessageInput = Mapping[str, Any] | str
+#: How much of the previous turn a message is indexed with.
+_CONTEXT_CHARS = 300
 _FIELDS = frozenset({"role", "content", "name", "timestamp", "metadata"})
 
 
@@ -84,12 +86,23 @@ def with_context(prepared: list[Prepared], previous: Row | None) -> list[Prepare
     out: list[Prepared] = []
     for p in prepared:
         if previous is not None:
-            who = f"{previous.name}: " if previous.name else ""
-            p.row.index_text = f"{who}{previous.text}\n{p.row.index_text}"
+            p.row.index_text = _with_previous(p.row.index_text, previous)
             p = Prepared(row=p.row, embed_text=p.row.index_text)
         out.append(p)
         previous = p.row
     return out
+
+
+def _with_previous(own: str, previous: Row) -> str:
+    # The message's own text comes first so that an embedder truncating long input (MiniLM
+    # reads 256 tokens) never loses it; only the end of the turn before is kept, since that is
+    # what a reply answers ("...did you like it?" -> "Loved it!").
+    tail = previous.text
+    if len(tail) > _CONTEXT_CHARS:
+        cut = tail[-_CONTEXT_CHARS:]
+        tail = "…" + cut[cut.find(" ") + 1 :]
+    who = f"{previous.name}: " if previous.name else ""
+    return f"{own}\n(after {who}{tail})"
 
 
 def _prepare_one(
@@ -156,10 +169,7 @@ def index_text_for(name: str | None, content: str, occurred: datetime, previous:
     """The text a message is indexed and embedded under: the turn before it, then the speaker,
     the content and its resolved dates."""
     text = _index_text(name, content, annotate(content, occurred))
-    if previous is None:
-        return text
-    who = f"{previous.name}: " if previous.name else ""
-    return f"{who}{previous.text}\n{text}"
+    return text if previous is None else _with_previous(text, previous)
 
 
 def mention_dict(m: Any) -> dict[str, Any]:
