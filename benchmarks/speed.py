@@ -123,7 +123,7 @@ def queries(count: int, seed: int = 99) -> list[str]:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def run_size(size: int, embedder: str, folder: Path) -> dict[str, Any]:

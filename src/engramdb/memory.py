@@ -202,7 +202,7 @@ class Memory:
             row.text = text
             when = datetime.fromtimestamp(row.occurred_at, tz=UTC)
             previous = self._store.previous_message(
-                row.scope, row.session_id, row.occurred_at, exclude_hashes=[row.content_hash]
+                row.scope, row.session_id, row.occurred_at, before_id=row.id
             )
             row.index_text = msgs.index_text_for(row.name, text, when, previous)
             row.time_mentions = [msgs.mention_dict(m) for m in find_time_mentions(text, when)]
@@ -216,7 +216,21 @@ class Memory:
             ehash = msgs.embed_hash(self.embedder.name, row.index_text)
             vector = self._vectors_for([row.index_text], [ehash])[0]
         self._store.update(row, vector, ehash, _ACTOR)
+        if text is not None:
+            self._rekey(self._store.following(memory_id, self.tenant))
         return self.get(memory_id)
+
+    def _rekey(self, row: Row | None) -> None:
+        """Rebuild a message's index key after the turn before it changed or went away."""
+        if row is None:
+            return
+        when = datetime.fromtimestamp(row.occurred_at, tz=UTC)
+        previous = self._store.previous_message(
+            row.scope, row.session_id, row.occurred_at, before_id=row.id
+        )
+        row.index_text = msgs.index_text_for(row.name, row.text, when, previous)
+        ehash = msgs.embed_hash(self.embedder.name, row.index_text)
+        self._store.reindex(row, self._vectors_for([row.index_text], [ehash])[0], ehash)
 
     def delete(self, memory_id: str) -> None:
         """Delete a memory for good: its text, vector, index entries and history content.
@@ -224,8 +238,11 @@ class Memory:
         Raises:
             MemoryNotFound: no memory has this id.
         """
+        following = self._store.following(memory_id, self.tenant)
         if self._store.delete([memory_id], self.tenant, _ACTOR) == 0:
             raise MemoryNotFound(memory_id)
+        # The next turn's index key quoted the deleted one: rebuild it, or the text survives.
+        self._rekey(following)
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None) -> int:
         """Delete every memory of a scope for good; returns how many were deleted."""

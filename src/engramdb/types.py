@@ -7,7 +7,7 @@ UTC (a conversation log's wall clock); the original offset is kept in the record
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 ROLES: tuple[str, ...] = ("user", "assistant", "system", "tool")
@@ -33,7 +33,7 @@ class TimeMention:
     text: str
     start: datetime
     end: datetime
-    granularity: str  # "day", "week", "month", "year", "time"
+    granularity: str  # "day", "week", "weekend", "month", "season", "year"
 
     def label(self) -> str:
         """A human date for the interval, e.g. ``7 May 2023`` or ``May 2023``."""
@@ -41,6 +41,11 @@ class TimeMention:
             return f"{self.start.day} {self.start:%B %Y}"
         if self.granularity == "week":
             return f"the week of {self.start.day} {self.start:%B %Y}"
+        if self.granularity == "weekend":
+            return f"the weekend of {self.start.day} {self.start:%B %Y}"
+        if self.granularity == "season":
+            last = self.end - timedelta(days=1)
+            return f"{self.start:%B} to {last:%B %Y}"
         if self.granularity == "month":
             return f"{self.start:%B %Y}"
         return f"{self.start:%Y}"

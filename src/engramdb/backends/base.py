@@ -117,9 +117,20 @@ class Store(Protocol):
         """Nearest rows to a unit query vector (cosine; higher is better)."""
 
     def previous_message(
-        self, scope: Scope, session_id: str | None, at: float, exclude_hashes: Sequence[str] = ()
+        self,
+        scope: Scope,
+        session_id: str | None,
+        at: float,
+        exclude_hashes: Sequence[str] = (),
+        before_id: str | None = None,
     ) -> Row | None:
-        """The last message of a session said at or before ``at`` (excluding these hashes)."""
+        """The last message of a session before ``at`` (or before the message ``before_id``)."""
+
+    def following(self, memory_id: str, tenant: str) -> Row | None:
+        """The message after this one in its session."""
+
+    def reindex(self, row: Row, vector: Vector, embed_hash: str) -> None:
+        """Replace a row's index key and vector (derived data: no history)."""
 
     def neighbours(
         self, ids: Sequence[str], tenant: str, span: int

