@@ -352,7 +352,7 @@ def eval_(
     cache_dir: str | None,
 ) -> None:
     """Measure retrieval quality on LoCoMo or LongMemEval, with baselines."""
-    from .evals import runner
+    from .evals.runner import run_locomo, run_longmemeval
 
     embedder = ctx.obj["embedder"] or "local"
     with _progress() as progress:
@@ -362,7 +362,7 @@ def eval_(
             progress.update(task, completed=done, total=total)
 
         if dataset == "locomo":
-            result = runner.run_locomo(
+            result = run_locomo(
                 path,
                 embedder=embedder,
                 limit_conversations=limit,
@@ -371,7 +371,7 @@ def eval_(
                 cache_dir=cache_dir,
             )
         else:
-            result = runner.run_longmemeval(
+            result = run_longmemeval(
                 path,
                 embedder=embedder,
                 limit_questions=limit,

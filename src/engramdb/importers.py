@@ -128,24 +128,34 @@ def read_messages_jsonl(path: str | Path) -> Iterator[Conversation]:
 # --- LoCoMo -----------------------------------------------------------------------------------
 
 
+def load_locomo(path: str | Path) -> list[dict[str, Any]]:
+    """The samples of a LoCoMo file."""
+    data = _load_json(path)
+    if not isinstance(data, list):
+        raise ImportFormatError(f"{path}: LoCoMo is a JSON list of samples")
+    return data
+
+
 def read_locomo(path: str | Path) -> Iterator[Conversation]:
     """LoCoMo: one user per sample, one session per ``session_N``; turns keep their ``dia_id``.
 
     Speaker A is the ``user`` role and speaker B the ``assistant`` role; both keep their names.
     Turns of a session get its date plus one second each, so their order survives.
     """
-    data = _load_json(path)
-    if not isinstance(data, list):
-        raise ImportFormatError(f"{path}: LoCoMo is a JSON list of samples")
-    for index, sample in enumerate(data):
-        where = f"{path}: sample {index}"
-        conv = _require(sample, "conversation", where)
-        user = str(sample.get("sample_id", f"locomo-{index}"))
-        speaker_a = _require(conv, "speaker_a", where)
-        n = 1
-        while f"session_{n}" in conv:
-            yield _locomo_session(conv, n, user, speaker_a, where)
-            n += 1
+    for index, sample in enumerate(load_locomo(path)):
+        yield from locomo_sample(sample, index, str(path))
+
+
+def locomo_sample(sample: Mapping[str, Any], index: int, path: str) -> Iterator[Conversation]:
+    """The sessions of one LoCoMo sample."""
+    where = f"{path}: sample {index}"
+    conv = _require(sample, "conversation", where)
+    user = str(sample.get("sample_id", f"locomo-{index}"))
+    speaker_a = _require(conv, "speaker_a", where)
+    n = 1
+    while f"session_{n}" in conv:
+        yield _locomo_session(conv, n, user, speaker_a, where)
+        n += 1
 
 
 def _locomo_session(
@@ -172,27 +182,36 @@ def _locomo_session(
 # --- LongMemEval ------------------------------------------------------------------------------
 
 
+def load_longmemeval(path: str | Path) -> list[dict[str, Any]]:
+    """The questions of a LongMemEval file."""
+    data = _load_json(path)
+    if not isinstance(data, list):
+        raise ImportFormatError(f"{path}: LongMemEval is a JSON list of questions")
+    return data
+
+
 def read_longmemeval(path: str | Path) -> Iterator[Conversation]:
     """LongMemEval: one user per question, its haystack sessions in order.
 
     Each turn's metadata has ``turn`` (``<session id>:<index>``) and ``has_answer``.
     """
-    data = _load_json(path)
-    if not isinstance(data, list):
-        raise ImportFormatError(f"{path}: LongMemEval is a JSON list of questions")
-    for index, question in enumerate(data):
-        where = f"{path}: question {index}"
-        user = str(_require(question, "question_id", where))
-        sessions = zip(
-            _require(question, "haystack_session_ids", where),
-            _require(question, "haystack_dates", where),
-            _require(question, "haystack_sessions", where),
-            strict=True,
-        )
-        for session_id, date, turns in sessions:
-            messages = longmemeval_messages(session_id, parse_timestamp(date), turns)
-            if messages:
-                yield Conversation(user_id=user, session_id=str(session_id), messages=messages)
+    for index, question in enumerate(load_longmemeval(path)):
+        yield from longmemeval_question(question, f"{path}: question {index}")
+
+
+def longmemeval_question(question: Mapping[str, Any], where: str) -> Iterator[Conversation]:
+    """The haystack sessions of one LongMemEval question, as conversations of its user."""
+    user = str(_require(question, "question_id", where))
+    sessions = zip(
+        _require(question, "haystack_session_ids", where),
+        _require(question, "haystack_dates", where),
+        _require(question, "haystack_sessions", where),
+        strict=True,
+    )
+    for session_id, date, turns in sessions:
+        messages = longmemeval_messages(str(session_id), parse_timestamp(date), turns)
+        if messages:
+            yield Conversation(user_id=user, session_id=str(session_id), messages=messages)
 
 
 def longmemeval_messages(

@@ -1,0 +1,322 @@
+"""Run engramdb and the baselines on LoCoMo / LongMemEval and compute the README's metrics.
+
+Each conversation (LoCoMo) or question haystack (LongMemEval) goes into a fresh store in a
+temporary folder, exactly as a user would ingest it: one ``add`` per session, every turn with its
+session's date and its turn id in metadata. Hits map back to turn ids through their sources.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import importers
+from ..embedders import Embedder, resolve_embedder
+from ..memory import Memory
+from ..pipeline.temporal import parse_timestamp
+from ..types import Hit
+from . import metrics as m
+from .baselines import Baselines, Doc
+from .cache import CachedEmbedder
+
+Progress = Callable[[int, int], None]
+SEARCH_LIMIT = 50
+LOCOMO_BUDGETS = (750, 1500)
+LOCOMO_KS = (5, 10)
+
+
+def _embedder(spec: str | Embedder, cache_dir: str | Path | None) -> Embedder:
+    inner = resolve_embedder(spec)
+    if cache_dir is None:
+        return inner
+    return CachedEmbedder(inner, Path(cache_dir) / "embeddings.sqlite")
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def _words(hit: Hit) -> int:
+    # What a reader needs at least: who said it and what. Baselines are counted the same way.
+    who = hit.name or hit.role or ""
+    return len(f"{who}: {hit.text}".split())
+
+
+class _Scores:
+    """Per-question metric values, grouped, averaged at the end."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, list[float]]] = {}
+
+    def add(self, group: str, metric: str, value: float) -> None:
+        self.values.setdefault(group, {}).setdefault(metric, []).append(value)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            g: {k: round(m.mean(v), 4) for k, v in ms.items()} | {"n": len(next(iter(ms.values())))}
+            for g, ms in sorted(self.values.items())
+        }
+
+
+def _locomo_scores(
+    scores: _Scores,
+    groups: Iterable[str],
+    turns: list[list[str]],
+    words: list[int],
+    evidence: set[str],
+) -> None:
+    for group in groups:
+        for k in LOCOMO_KS:
+            scores.add(group, f"recall@{k}", m.recall_at_k(turns, evidence, k))
+        for budget in LOCOMO_BUDGETS:
+            scores.add(
+                group, f"recall@{budget}w", m.recall_within_words(words, turns, evidence, budget)
+            )
+
+
+def _groups(category: int) -> list[str]:
+    if category == 5:
+        return ["adversarial (5)"]
+    return ["overall (1-4)", f"category {category}"]
+
+
+def run_locomo(
+    path: str | Path,
+    *,
+    embedder: str | Embedder = "local",
+    limit_conversations: int | None = None,
+    baselines: bool = True,
+    progress: Progress | None = None,
+    cache_dir: str | Path | None = None,
+    memory_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """engramdb and the baselines on LoCoMo; returns a JSON-ready result."""
+    emb = _embedder(embedder, cache_dir)
+    samples = importers.load_locomo(path)[:limit_conversations]
+    ours, base = _Scores(), {"bm25": _Scores(), "dense": _Scores(), "hybrid": _Scores()}
+    latencies: list[float] = []
+    ingest_s, ingested = 0.0, 0
+    total = sum(len(s["qa"]) for s in samples)
+    done = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, sample in enumerate(samples):
+            conversations = list(importers.locomo_sample(sample, index, str(path)))
+            with Memory(
+                Path(tmp) / f"locomo-{index}.db", embedder=emb, **(memory_options or {})
+            ) as mem:
+                started = time.perf_counter()
+                for conv in conversations:
+                    mem.add(conv.messages, user_id=conv.user_id, session_id=conv.session_id)
+                ingest_s += time.perf_counter() - started
+                ingested += sum(len(c.messages) for c in conversations)
+                docs = [_locomo_doc(c, msg) for c in conversations for msg in c.messages]
+                bl = Baselines(docs, emb) if baselines else None
+                for qa in sample["qa"]:
+                    done += 1
+                    evidence = {str(e) for e in qa.get("evidence") or []}
+                    if not evidence:
+                        continue
+                    user = conversations[0].user_id
+                    t0 = time.perf_counter()
+                    hits = mem.search(str(qa["question"]), user_id=user, limit=SEARCH_LIMIT)
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    turns = [[str(s.metadata.get("dia_id")) for s in h.sources] for h in hits]
+                    groups = _groups(int(qa["category"]))
+                    _locomo_scores(ours, groups, turns, [_words(h) for h in hits], evidence)
+                    if bl is not None:
+                        for name, ranking in bl.rankings(str(qa["question"]), SEARCH_LIMIT).items():
+                            _locomo_scores(
+                                base[name],
+                                groups,
+                                [[docs[i].turn] for i in ranking],
+                                [_doc_words(docs[i]) for i in ranking],
+                                evidence,
+                            )
+                    if progress:
+                        progress(done, total)
+    return _result(
+        "locomo",
+        path,
+        emb,
+        ours,
+        base if baselines else {},
+        latencies,
+        ingested,
+        ingest_s,
+        {"conversations": len(samples)},
+    )
+
+
+def _locomo_doc(conv: importers.Conversation, msg: dict[str, Any]) -> Doc:
+    date = parse_timestamp(msg["timestamp"])
+    return Doc(
+        turn=str(msg["metadata"]["dia_id"]),
+        session=str(conv.session_id),
+        text=f"[{date:%-d %B %Y}] {msg.get('name') or msg['role']}: {msg['content']}",
+    )
+
+
+def _doc_words(doc: Doc) -> int:
+    return len(doc.text.split("] ", 1)[-1].split())  # same basis as engramdb: no date prefix
+
+
+def run_longmemeval(
+    path: str | Path,
+    *,
+    embedder: str | Embedder = "local",
+    limit_questions: int | None = None,
+    baselines: bool = True,
+    progress: Progress | None = None,
+    cache_dir: str | Path | None = None,
+    memory_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """engramdb and the BM25 baseline on LongMemEval (abstention questions skipped)."""
+    emb = _embedder(embedder, cache_dir)
+    questions = [
+        q for q in importers.load_longmemeval(path) if not str(q["question_id"]).endswith("_abs")
+    ][:limit_questions]
+    ours, bm25 = _Scores(), _Scores()
+    latencies: list[float] = []
+    ingest_s, ingested = 0.0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, q in enumerate(questions):
+            conversations = list(importers.longmemeval_question(q, str(path)))
+            with Memory(
+                Path(tmp) / f"lme-{index}.db", embedder=emb, **(memory_options or {})
+            ) as mem:
+                started = time.perf_counter()
+                for conv in conversations:
+                    mem.add(conv.messages, user_id=conv.user_id, session_id=conv.session_id)
+                ingest_s += time.perf_counter() - started
+                ingested += sum(len(c.messages) for c in conversations)
+                t0 = time.perf_counter()
+                hits = mem.search(
+                    str(q["question"]),
+                    user_id=str(q["question_id"]),
+                    limit=SEARCH_LIMIT,
+                    as_of=parse_timestamp(q["question_date"]),
+                )
+                latencies.append((time.perf_counter() - t0) * 1000)
+            _lme_scores(
+                ours,
+                q,
+                [[str(s.session_id) for s in h.sources] for h in hits],
+                [[str(s.metadata.get("turn")) for s in h.sources] for h in hits],
+            )
+            if baselines:
+                docs = [
+                    Doc(
+                        turn=str(msg["metadata"]["turn"]),
+                        session=str(c.session_id),
+                        text=f"[{c.session_id}] {msg['role']}: {msg['content']}",
+                    )
+                    for c in conversations
+                    for msg in c.messages
+                ]
+                ranking = _bm25_only(docs, str(q["question"]))
+                _lme_scores(
+                    bm25, q, [[docs[i].session] for i in ranking], [[docs[i].turn] for i in ranking]
+                )
+            if progress:
+                progress(index + 1, len(questions))
+    return _result(
+        "longmemeval",
+        path,
+        emb,
+        ours,
+        {"bm25": bm25} if baselines else {},
+        latencies,
+        ingested,
+        ingest_s,
+        {"questions": len(questions)},
+    )
+
+
+def _bm25_only(docs: list[Doc], query: str) -> list[int]:
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize([d.text for d in docs], stopwords="en", show_progress=False),
+        show_progress=False,
+    )
+    tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
+    results, scores = retriever.retrieve(
+        tokens, k=min(SEARCH_LIMIT, len(docs)), show_progress=False
+    )
+    return [int(i) for i, s in zip(results[0], scores[0], strict=True) if s > 0]
+
+
+def _lme_scores(
+    scores: _Scores, q: dict[str, Any], hit_sessions: list[list[str]], hit_turns: list[list[str]]
+) -> None:
+    relevant = {str(s) for s in q["answer_session_ids"]}
+    ranked = m.session_ranking(hit_sessions)
+    for group in ("overall", str(q["question_type"])):
+        scores.add(group, "s_recall_any@5", m.recall_any_at_k(ranked, relevant, 5))
+        scores.add(group, "s_recall_all@5", m.recall_all_at_k(ranked, relevant, 5))
+        scores.add(group, "s_ndcg@5", m.ndcg_at_k(ranked, relevant, 5))
+        evidence = {
+            f"{sid}:{i}"
+            for sid, session in zip(q["haystack_session_ids"], q["haystack_sessions"], strict=True)
+            for i, turn in enumerate(session)
+            if turn.get("has_answer")
+        }
+        if evidence:
+            scores.add(
+                group,
+                "t_recall_all@10",
+                float(evidence <= {t for turns in hit_turns[:10] for t in turns}),
+            )
+
+
+def _result(
+    dataset: str,
+    path: str | Path,
+    emb: Embedder,
+    ours: _Scores,
+    base: dict[str, _Scores],
+    latencies: list[float],
+    ingested: int,
+    ingest_s: float,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    engram = ours.summary()
+    baselines = {name: s.summary() for name, s in base.items()}
+    headline = "overall (1-4)" if dataset == "locomo" else "overall"
+    return {
+        "dataset": dataset,
+        "path": str(path),
+        "date": datetime.now(UTC).isoformat(),
+        "machine": _machine(),
+        "embedder": getattr(emb, "inner_name", emb.name),
+        "search_limit": SEARCH_LIMIT,
+        **extra,
+        "engramdb": engram,
+        "baselines": baselines,
+        "ingest": {
+            "messages": ingested,
+            "seconds": round(ingest_s, 2),
+            "messages_per_s": round(ingested / ingest_s, 1) if ingest_s else None,
+        },
+        "search_latency_ms": {
+            "p50": round(m.percentile(latencies, 50), 2),
+            "p95": round(m.percentile(latencies, 95), 2),
+            "n": len(latencies),
+        },
+        "summary": {
+            "engramdb": engram.get(headline, {}),
+            **{name: b.get(headline, {}) for name, b in baselines.items()},
+        },
+    }
