@@ -1,0 +1,120 @@
+"""Embedders: the bundled model, an OpenAI-compatible endpoint (a real local HTTP server), the
+deterministic test embedder, and name resolution."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from engramdb import EmbedderError
+from engramdb.embedders import Embedder, resolve_embedder
+from engramdb.embedders.openai import OpenAIEmbedder
+from engramdb.embedders.test import TestEmbedder
+
+
+def test_local_model_is_offline_normalised_and_meaningful() -> None:
+    emb = resolve_embedder("local")
+    vecs = emb.embed(["I adopted a puppy", "We got a new dog", "The tax form is due"])
+    assert vecs.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.2
+    assert emb.name == "local:all-MiniLM-L6-v2-int8"
+
+
+def test_batching_does_not_change_vectors() -> None:
+    emb = resolve_embedder("local")
+    texts = ["short", "a much longer sentence about hiking in the mountains last summer", "mid"]
+    together = emb.embed(texts)
+    alone = np.stack([emb.embed_one(t) for t in texts])
+    assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_test_embedder_is_deterministic_and_word_sensitive() -> None:
+    emb = TestEmbedder(64)
+    a, b, c = emb.embed(["green tea please", "I like green tea", "quarterly tax return"])
+    assert np.array_equal(a, TestEmbedder(64).embed_one("green tea please"))
+    assert a @ b > a @ c
+
+
+@pytest.mark.parametrize("name", ["nope", "local:other-model", "test:abc", "openai:"])
+def test_unknown_names_list_the_valid_forms(name: str) -> None:
+    with pytest.raises(EmbedderError):
+        resolve_embedder(name)
+
+
+def test_an_instance_passes_through() -> None:
+    emb = TestEmbedder(8)
+    assert resolve_embedder(emb) is emb
+    assert isinstance(resolve_embedder("test:16"), Embedder)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    script: list[int] = []
+    seen: list[dict[str, object]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append({"body": body, "auth": self.headers.get("Authorization")})
+        status = type(self).script.pop(0) if type(self).script else 200
+        if status != 200:
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b'{"error": "busy"}')
+            return
+        data = [
+            {"index": i, "embedding": [float(len(t)), 1.0, 0.0]}
+            for i, t in enumerate(body["input"])
+        ]
+        payload = json.dumps({"data": list(reversed(data))}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    _Handler.script, _Handler.seen = [], []
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+def test_openai_compatible_endpoint(server: str) -> None:
+    emb = OpenAIEmbedder("nomic-embed-text", base_url=server, api_key="k")
+    assert emb.dim == 3  # discovered from a probe
+    vecs = emb.embed(["ab", "abcd"])
+    assert vecs.shape == (2, 3)
+    assert vecs[1][0] > vecs[0][0]  # rows re-ordered by "index"
+    assert _Handler.seen[-1]["auth"] == "Bearer k"
+    assert emb.name == "openai:nomic-embed-text"
+
+
+def test_openai_retries_then_succeeds(server: str) -> None:
+    emb = OpenAIEmbedder("m", base_url=server, dim=3, retries=2)
+    _Handler.script = [429]
+    assert emb.embed(["x"]).shape == (1, 3)
+    assert len(_Handler.seen) == 2
+
+
+def test_openai_errors_say_what_the_server_said(server: str) -> None:
+    emb = OpenAIEmbedder("m", base_url=server, dim=3, retries=0)
+    _Handler.script = [400]
+    with pytest.raises(EmbedderError, match="400"):
+        emb.embed(["x"])
+
+
+def test_openai_unreachable_is_a_clear_error() -> None:
+    emb = OpenAIEmbedder("m", base_url="http://127.0.0.1:9/v1", dim=3, retries=0)
+    with pytest.raises(EmbedderError, match="cannot reach"):
+        emb.embed(["x"])
