@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -54,8 +55,8 @@ def test_an_instance_passes_through() -> None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    script: list[int] = []
-    seen: list[dict[str, object]] = []
+    script: ClassVar[list[int]] = []
+    seen: ClassVar[list[dict[str, object]]] = []
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
