@@ -66,6 +66,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "candidates", 100, "Candidates taken from each index (lexical, dense) before fusion.", int
     ),
+    Setting(
+        "lexical_weight",
+        1.5,
+        "Weight of the lexical (BM25) list in the fusion, relative to 1 for the dense list.",
+        float,
+    ),
     Setting("rrf_k", 20, "Reciprocal-rank-fusion constant: larger flattens rank differences.", int),
     Setting(
         "synchronous",

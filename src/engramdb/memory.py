@@ -339,7 +339,8 @@ class Memory:
         }
         if q.time is not None:
             lists["time"] = self._store.dense(scope, qvec, n, _narrow(flt, q.time))
-        fused = rrf(lists, self.settings["rrf_k"])[: max(limit * 2, 50)]
+        weights = {"lexical": self.settings["lexical_weight"]}
+        fused = rrf(lists, self.settings["rrf_k"], weights)[: max(limit * 2, 50)]
         rows = {r.id: r for r in self._store.get([f[0] for f in fused], self.tenant)}
         return self._hits(rerank(query, q.time, fused, rows)[:limit], rows)
 

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
+from ..retrieval.query import STOPWORDS
 from ..types import HistoryEntry, Scope
 from . import sqlite_schema
 from .base import Filter, Row, Scored, Vector
+from .sqlite_schema import TOKENIZE as _TOKENIZE
 from .vectors import VectorSet
 
 _ROW_COLUMNS = (
@@ -627,6 +629,7 @@ class SQLiteStore:
     def lexical(self, scope: Scope, terms: Sequence[str], limit: int, flt: Filter) -> Scored:
         conn = self._reader()
         scope_id = self._scope_id(conn, scope, create=False)
+        terms = [t for t in terms if not _STEMS.folds_to_stopword(t)]
         if scope_id is None or not terms:
             return []
         match = (
@@ -735,6 +738,35 @@ class SQLiteStore:
             "bytes": size,
             "schema_version": sqlite_schema.current_version(conn),
         }
+
+
+class _StemCheck:
+    """Tells which query terms the Porter stemmer folds onto a stopword.
+
+    "Inês" stems to "in", which every document contains; OR-ed into a query it matches
+    everything. The check runs the index's own tokenizer on a one-row-per-stopword table.
+    """
+
+    def __init__(self) -> None:
+        self._conn = sqlite3.connect(":memory:", check_same_thread=False)
+        self._conn.execute(f"CREATE VIRTUAL TABLE t USING fts5(w, tokenize = '{_TOKENIZE}')")
+        self._conn.executemany("INSERT INTO t (w) VALUES (?)", [(w,) for w in STOPWORDS])
+        self._lock = threading.Lock()
+        self._cache: dict[str, bool] = {}
+
+    def folds_to_stopword(self, term: str) -> bool:
+        if term not in self._cache:
+            with self._lock:
+                found = self._conn.execute(
+                    "SELECT 1 FROM t WHERE t MATCH ? LIMIT 1", (_fts_quote(term),)
+                ).fetchone()
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[term] = found is not None
+        return self._cache[term]
+
+
+_STEMS = _StemCheck()
 
 
 def _batched(cursor: Any, size: int) -> Iterator[builtins.list[Any]]:

@@ -76,6 +76,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 )
 
 LATEST = MIGRATIONS[-1][0]
+#: The full-text tokenizer of migration 1 (query-side checks must use the same one).
+TOKENIZE = "porter unicode61 remove_diacritics 2"
 
 
 def current_version(conn: sqlite3.Connection) -> int:

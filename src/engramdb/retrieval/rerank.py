@@ -10,7 +10,7 @@ from ..backends.base import Row
 from ..types import TimeMention
 
 #: Weight of a candidate said by the person the question names ("What did Caroline ...?").
-SPEAKER_BOOST = 0.5
+SPEAKER_BOOST = 1.0
 #: Weight of a candidate that mentions a date inside the question's time window.
 MENTION_BOOST = 0.5
 
