@@ -101,6 +101,21 @@ def read_messages_jsonl(path: str | Path) -> Iterator[Conversation]:
     """One message per line: ``{role, content, name?, timestamp?, metadata?, user_id?,
     agent_id?, session_id?}``; consecutive lines of the same scope and session form a batch."""
     current: Conversation | None = None
+    for number, record in json_lines(path):
+        _require(record, "content", f"{path}:{number}")
+        key = tuple(record.get(k) for k in _SCOPE_KEYS)
+        message = {k: v for k, v in record.items() if k not in _SCOPE_KEYS}
+        if current is None or (current.user_id, current.agent_id, current.session_id) != key:
+            if current is not None:
+                yield current
+            current = Conversation(user_id=key[0], agent_id=key[1], session_id=key[2], messages=[])
+        current.messages.append(message)
+    if current is not None:
+        yield current
+
+
+def json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON-lines file."""
     with _open(path) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
@@ -111,18 +126,7 @@ def read_messages_jsonl(path: str | Path) -> Iterator[Conversation]:
                 raise ImportFormatError(f"{path}:{number}: not JSON ({exc.msg})") from exc
             if not isinstance(record, dict):
                 raise ImportFormatError(f"{path}:{number}: expected a JSON object per line")
-            _require(record, "content", f"{path}:{number}")
-            key = tuple(record.get(k) for k in _SCOPE_KEYS)
-            message = {k: v for k, v in record.items() if k not in _SCOPE_KEYS}
-            if current is None or (current.user_id, current.agent_id, current.session_id) != key:
-                if current is not None:
-                    yield current
-                current = Conversation(
-                    user_id=key[0], agent_id=key[1], session_id=key[2], messages=[]
-                )
-            current.messages.append(message)
-    if current is not None:
-        yield current
+            yield number, record
 
 
 # --- LoCoMo -----------------------------------------------------------------------------------

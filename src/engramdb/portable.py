@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from .backends.base import Row
 from .errors import ImportFormatError
+from .importers import json_lines
 from .types import Scope
 
 FORMAT_VERSION = 1
@@ -127,17 +128,10 @@ def rows_from_export(
 
 def read_export(path: str | Path) -> Iterator[dict[str, Any]]:
     """The records of an export file, checking that it is one."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ImportFormatError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-            if number == 1 and not (isinstance(record, dict) and is_export_header(record)):
-                raise ImportFormatError(
-                    f"{path}: not an engramdb export (the first line "
-                    "must be its header); try --format jsonl"
-                )
-            yield record
+    for number, record in json_lines(path):
+        if number == 1 and not is_export_header(record):
+            raise ImportFormatError(
+                f"{path}: not an engramdb export (the first line must be its header); "
+                "try --format jsonl"
+            )
+        yield record
