@@ -329,3 +329,49 @@ def test_search_rejects_bad_arguments(mem: Memory) -> None:
         mem.search("x", user_id="u", limit=0)
     with pytest.raises(InvalidTimestamp):
         mem.search("x", user_id="u", as_of="soon")
+
+
+def test_correcting_a_turn_rekeys_the_reply_after_it(mem: Memory) -> None:
+    first, _ = mem.add(
+        [
+            {"role": "user", "content": "My locker code is 7781"},
+            {"role": "assistant", "content": "Noted!"},
+        ],
+        user_id="u",
+        session_id="s",
+    )
+    mem.update(first, text="My locker code is private")
+    assert all("7781" not in h.text for h in mem.search("locker code 7781", user_id="u"))
+    assert all(h.explain.get("lexical") is None for h in mem.search("7781", user_id="u"))
+
+
+def test_searches_run_while_another_thread_writes(mem: Memory) -> None:
+    import threading
+
+    mem.add([f"seed message about topic {i}" for i in range(20)], user_id="u")
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for i in range(30):
+                mem.add(f"new note {i} about gardening", user_id="u", session_id=f"w{i}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(30):
+                assert mem.search("gardening topic", user_id="u")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(mem.list(user_id="u", limit=100).items) == 50
+    assert len(mem.search("new note gardening", user_id="u", limit=50)) >= 30
