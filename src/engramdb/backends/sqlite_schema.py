@@ -73,11 +73,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        "in-memory lexical index",
+        # BM25 moved to an in-memory index derived from memories.index_text (backends/lexical.py)
+        """
+        DROP TABLE memories_fts;
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]
-#: The full-text tokenizer of migration 1 (query-side checks must use the same one).
-TOKENIZE = "porter unicode61 remove_diacritics 2"
 
 
 def current_version(conn: sqlite3.Connection) -> int:

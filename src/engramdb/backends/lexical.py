@@ -1,0 +1,167 @@
+"""An in-memory BM25 index of one scope's index keys: the derived lexical index.
+
+Like the dense matrix, it is rebuilt from the database when missing or stale, and kept in step
+with this process's writes. Scoring walks only the postings of the query's terms with numpy, so
+a query costs microseconds per matching document; SQLite FTS5's bm25() cost several per match and
+dominated search time at 10k memories (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import snowballstemmer
+
+from ..retrieval.query import STOPWORDS
+
+K1 = 1.2
+B = 0.75
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MIN_CAPACITY = 256
+
+
+class _Stemmer:
+    """Porter2 stems, memoised (the stemmer is slow; vocabularies are small)."""
+
+    def __init__(self) -> None:
+        self._stemmer = snowballstemmer.stemmer("english")
+        self._memo: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def stem(self, word: str) -> str:
+        found = self._memo.get(word)
+        if found is None:
+            with self._lock:
+                found = self._stemmer.stemWord(word)
+                if len(self._memo) > 500_000:
+                    self._memo.clear()
+                self._memo[word] = found
+        return found
+
+
+_STEMMER = _Stemmer()
+_STOP_STEMS = frozenset(_STEMMER.stem(w) for w in STOPWORDS) | STOPWORDS
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def tokens(text: str) -> list[str]:
+    """Index terms of a text: lower-cased, accents removed, stemmed, stopwords dropped."""
+    out = []
+    for word in _WORD.findall(_fold(text)):
+        stem = _STEMMER.stem(word)
+        if stem not in _STOP_STEMS:
+            out.append(stem)
+    return out
+
+
+class LexicalSet:
+    """BM25 over documents (id, event time, text) with append and tombstone delete."""
+
+    def __init__(self, version: int = 0) -> None:
+        self.version = version
+        self._n = 0
+        self._lengths = np.zeros(_MIN_CAPACITY, dtype=np.float32)
+        self._times = np.zeros(_MIN_CAPACITY, dtype=np.float64)
+        self._alive = np.zeros(_MIN_CAPACITY, dtype=bool)
+        self._ids: list[str] = []
+        self._pos: dict[str, int] = {}
+        self._postings: dict[str, tuple[list[int], list[int]]] = {}
+        self._arrays: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = {}
+        self._total_length = 0.0
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def _grow(self, need: int) -> None:
+        cap = self._lengths.shape[0]
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        self._lengths = np.resize(self._lengths, new_cap)
+        self._times = np.resize(self._times, new_cap)
+        alive = np.zeros(new_cap, dtype=bool)
+        alive[:cap] = self._alive
+        self._alive = alive
+
+    def add(self, docs: Iterable[tuple[str, float, str]]) -> None:
+        """Append (id, event time, text) documents; an id already present is replaced."""
+        for ident, when, text in docs:
+            self.remove([ident])
+            pos = self._n
+            self._grow(pos + 1)
+            terms = Counter(tokens(text))
+            length = sum(terms.values())
+            self._lengths[pos], self._times[pos], self._alive[pos] = length, when, True
+            self._total_length += length
+            for term, tf in terms.items():
+                docs_, tfs = self._postings.setdefault(term, ([], []))
+                docs_.append(pos)
+                tfs.append(tf)
+                self._arrays.pop(term, None)
+            self._ids.append(ident)
+            self._pos[ident] = pos
+            self._n = pos + 1
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Drop documents by id (unknown ids are ignored)."""
+        for ident in ids:
+            pos = self._pos.pop(ident, None)
+            if pos is not None:
+                self._alive[pos] = False
+                self._total_length -= float(self._lengths[pos])
+
+    def _posting(self, term: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        arrays = self._arrays.get(term)
+        if arrays is None:
+            docs, tfs = self._postings[term]
+            arrays = (np.array(docs, dtype=np.int64), np.array(tfs, dtype=np.float32))
+            self._arrays[term] = arrays
+        return arrays
+
+    def search(
+        self,
+        query: str,
+        limit: int,
+        since: float | None,
+        until: float | None,
+        allowed: set[str] | None,
+    ) -> list[tuple[str, float]]:
+        """Top live documents by BM25 for the query's terms, within the time window."""
+        live = len(self._pos)
+        terms = [t for t in dict.fromkeys(tokens(query)) if t in self._postings]
+        if not live or not terms or limit <= 0:
+            return []
+        n = self._n
+        avg = max(self._total_length / live, 1.0)
+        norm = K1 * (1 - B + B * self._lengths[:n] / avg)
+        scores = np.zeros(n, dtype=np.float32)
+        for term in terms:
+            docs, tfs = self._posting(term)
+            df = len(docs)
+            idf = np.log(1 + (live - df + 0.5) / (df + 0.5))
+            scores[docs] += idf * tfs * (K1 + 1) / (tfs + norm[docs])
+        mask = self._alive[:n] & (scores > 0)
+        if since is not None:
+            mask &= self._times[:n] >= since
+        if until is not None:
+            mask &= self._times[:n] < until
+        if allowed is not None:
+            keep = np.zeros(n, dtype=bool)
+            keep[[self._pos[i] for i in allowed if i in self._pos]] = True
+            mask &= keep
+        candidates = np.flatnonzero(mask)
+        if candidates.size > limit:
+            top = np.argpartition(-scores[candidates], limit - 1)[:limit]
+            candidates = candidates[top]
+        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        return [(self._ids[i], float(scores[i])) for i in order]
