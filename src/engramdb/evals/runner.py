@@ -304,6 +304,8 @@ def _result(
         "machine": _machine(),
         "embedder": getattr(emb, "inner_name", emb.name),
         "search_limit": SEARCH_LIMIT,
+        # With a warm cache, ingest skips the embedder: its rate then says nothing of speed.
+        "embedding_cache": isinstance(emb, CachedEmbedder),
         **extra,
         "engramdb": engram,
         "baselines": baselines,
