@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import snowballstemmer
 
+from ..pipeline.messages import CONTEXT_MARK
 from ..retrieval.query import STOPWORDS
 
 K1 = 1.2
@@ -64,6 +64,20 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+#: How much a word of the quoted previous turn counts against a word of the message itself: a
+#: reply is found through what it answers, but the turn that said it first ranks above it.
+CONTEXT_WEIGHT = 0.5
+
+
+def _weighted_terms(text: str) -> dict[str, float]:
+    own, _, context = text.partition(CONTEXT_MARK)
+    terms: dict[str, float] = {}
+    for part, weight in ((own, 1.0), (context, CONTEXT_WEIGHT)):
+        for term in tokens(part):
+            terms[term] = terms.get(term, 0.0) + weight
+    return terms
+
+
 class LexicalSet:
     """BM25 over documents (id, event time, text) with append and tombstone delete."""
 
@@ -75,7 +89,7 @@ class LexicalSet:
         self._alive = np.zeros(_MIN_CAPACITY, dtype=bool)
         self._ids: list[str] = []
         self._pos: dict[str, int] = {}
-        self._postings: dict[str, tuple[list[int], list[int]]] = {}
+        self._postings: dict[str, tuple[list[int], list[float]]] = {}
         self._arrays: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = {}
         self._total_length = 0.0
 
@@ -99,7 +113,7 @@ class LexicalSet:
             self.remove([ident])
             pos = self._n
             self._grow(pos + 1)
-            terms = Counter(tokens(text))
+            terms = _weighted_terms(text)
             length = sum(terms.values())
             self._lengths[pos], self._times[pos], self._alive[pos] = length, when, True
             self._total_length += length

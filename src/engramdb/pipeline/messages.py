@@ -20,6 +20,8 @@ from ..types import ROLES, Scope
 from .temporal import annotate, find_time_mentions, parse_timestamp
 
 MessageInput = Mapping[str, Any] | str
+#: Separates a message's own text from the quoted turn before it in its index key.
+CONTEXT_MARK = "\n(after "
 #: How much of the previous turn a message is indexed with.
 _CONTEXT_CHARS = 300
 _FIELDS = frozenset({"role", "content", "name", "timestamp", "metadata"})
@@ -102,7 +104,7 @@ def _with_previous(own: str, previous: Row) -> str:
         cut = tail[-_CONTEXT_CHARS:]
         tail = "…" + cut[cut.find(" ") + 1 :]
     who = f"{previous.name}: " if previous.name else ""
-    return f"{own}\n(after {who}{tail})"
+    return f"{own}{CONTEXT_MARK}{who}{tail})"
 
 
 def _prepare_one(
