@@ -1,50 +1,53 @@
 """Time: parse caller timestamps, resolve relative expressions, read a query's time window.
 
-All rule-based and offline. Expressions are resolved against a reference time — the message's own
+All rule-based and offline. An expression is resolved against a reference time: the message's own
 timestamp at write time ("yesterday" said on 8 May 2023 is 7 May 2023), or ``as_of`` for a query.
-Intervals are half-open ``[start, end)`` in UTC.
+
+Intervals are half-open ``[start, end)`` in the reference's own zone (a naive reference is UTC):
+"yesterday" is a day of the speaker's calendar, so its label names the right date.
+
+Granularity says what the interval is: ``day``, ``week`` (Monday to Sunday, or a span of a few
+days), ``weekend``, ``month``, ``season`` (three months, or any span of a few months) and
+``year``. Vague counts ("a few weeks ago") resolve to a span around the likely time.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from dateutil.easter import easter
+from dateutil.relativedelta import relativedelta
 
 from ..errors import InvalidTimestamp
 from ..types import TimeMention
 
-MONTHS = {
-    m: i
-    for i, m in enumerate(
-        [
-            "january",
-            "february",
-            "march",
-            "april",
-            "may",
-            "june",
-            "july",
-            "august",
-            "september",
-            "october",
-            "november",
-            "december",
-        ],
-        start=1,
-    )
-}
-MONTHS.update({m[:3]: i for m, i in list(MONTHS.items())})
-MONTHS["sept"] = 9
-WEEKDAYS = {
-    d: i
-    for i, d in enumerate(
-        ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-    )
-}
-NUMBERS = {
-    "a": 1,
-    "an": 1,
+_Span = tuple[datetime, datetime]
+_Resolved = tuple[datetime, datetime, str]
+
+_MONTH_NAMES = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+_MONTHS = {name: i for i, name in enumerate(_MONTH_NAMES, start=1)}
+_MONTHS.update({name[:3]: i for name, i in list(_MONTHS.items())})
+_MONTHS["sept"] = 9
+_WEEKDAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_WEEKDAYS = {name: i for i, name in enumerate(_WEEKDAY_NAMES)}
+_NUMBERS = {
     "one": 1,
     "two": 2,
     "three": 3,
@@ -57,392 +60,873 @@ NUMBERS = {
     "ten": 10,
     "eleven": 11,
     "twelve": 12,
-    "a couple of": 2,
-    "couple of": 2,
-    "a few": 3,
-    "few": 3,
-    "several": 3,
 }
-SEASONS = {"spring": (3, 3), "summer": (6, 3), "autumn": (9, 3), "fall": (9, 3), "winter": (12, 3)}
+_NUMBERS.update({"a": 1, "an": 1, "a couple of": 2, "couple of": 2})
+#: Vague counts, and the range of units back (or ahead) they cover: "a few days ago" is 2-5 days.
+_VAGUE = frozenset({"a few", "few", "several"})
+_FEW = {"day": (2, 5), "week": (2, 4), "weekend": (2, 4), "month": (2, 5), "year": (2, 6)}
+#: First month of each (northern hemisphere, meteorological) season; each lasts three months.
+_SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
+_FIXED_HOLIDAYS = {
+    "christmas eve": (12, 24),
+    "christmas": (12, 25),
+    "christmas day": (12, 25),
+    "new years eve": (12, 31),
+    "new years day": (1, 1),
+    "halloween": (10, 31),
+    "valentines day": (2, 14),
+    "independence day": (7, 4),
+    "the fourth of july": (7, 4),
+    "the 4th of july": (7, 4),
+}
+_FAR_PAST = datetime(1900, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(2999, 1, 1, tzinfo=UTC)
 
-_MONTH = (
-    r"(?P<month>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|"
-    r"aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-)
-_NUM = (
-    r"(?P<n>\d+|a couple of|couple of|a few|few|several|an?|one|two|three|four|five|six|"
-    r"seven|eight|nine|ten|eleven|twelve)"
-)
-_UNIT = r"(?P<unit>day|week|month|year|weekend)s?"
-_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
-_YEAR = r"(?P<year>(?:19|20)\d{2})"
-_WEEKDAY = r"(?P<weekday>monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 
-# --- caller timestamps ------------------------------------------------------------------------
+# --- caller timestamps ---------------------------------------------------------------------
 
 _LOCOMO = re.compile(
-    r"^\s*(\d{1,2}):(\d{2})\s*([ap]m)\s+on\s+(\d{1,2})\s+([a-z]+),?\s+(\d{4})\s*$", re.I
+    r"^(?:(\d{1,2}):(\d{2})\s*([ap])\.?m\.?\s+on\s+)?(\d{1,2})\s+([a-z]+)\.?,?\s+(\d{4})$", re.I
 )
-_LONGMEMEVAL = re.compile(r"^\s*(\d{4})/(\d{2})/(\d{2})\s*(?:\([A-Za-z]+\))?\s*(\d{2}):(\d{2})\s*$")
+_LONGMEMEVAL = re.compile(
+    r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:\s*\([a-z]+\))?(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$", re.I
+)
+_EPOCH = re.compile(r"^-?\d{9,11}(?:\.\d+)?$")
 
 
-def parse_timestamp(value: object) -> datetime:
-    """A caller-supplied time as an aware UTC datetime.
+def parse_timestamp(value: str | datetime | int | float) -> datetime:
+    """Read a caller-supplied time as an aware UTC datetime.
 
-    Accepts ISO 8601 (with or without zone or time, ``Z`` too), datetimes, epoch seconds, and
-    the benchmark forms ``1:56 pm on 8 May, 2023`` and ``2023/05/20 (Sat) 02:21``. Naive values
-    are taken as UTC.
+    Accepts ISO 8601 with or without a time or zone (``2023-05-08``, ``2023-05-08 13:56``,
+    ``2023-05-08T13:56:00Z``, ``...+02:00``), datetimes, epoch seconds (numbers, or strings of
+    9-11 digits), and the benchmark forms ``1:56 pm on 8 May, 2023`` (LoCoMo) and
+    ``2023/05/20 (Sat) 02:21`` (LongMemEval). Naive values are taken as UTC.
+
+    Args:
+        value: The timestamp as given by the caller.
+
+    Returns:
+        The same instant, timezone-aware, in UTC.
 
     Raises:
-        InvalidTimestamp: anything else.
+        InvalidTimestamp: The value is none of the above, or not a real date.
     """
     if isinstance(value, datetime):
-        return _utc(value)
-    if isinstance(value, bool):
-        raise InvalidTimestamp(value)
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(float(value), tz=UTC)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise InvalidTimestamp(value) from exc
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidTimestamp(value)
-    text = value.strip()
-    for parse in (_parse_iso, _parse_locomo, _parse_longmemeval):
-        parsed = parse(text)
+        return _as_utc(value)
+    # bool is an int, but True is never meant as 1970-01-01T00:00:01.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _from_epoch(value)
+    if isinstance(value, str):
+        parsed = _parse_text(value.strip())
         if parsed is not None:
-            return _utc(parsed)
+            return _as_utc(parsed)
     raise InvalidTimestamp(value)
 
 
-def _utc(value: datetime) -> datetime:
+def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 
 
-def _parse_iso(text: str) -> datetime | None:
+def _from_epoch(value: float) -> datetime:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InvalidTimestamp(value) from exc
+
+
+def _parse_text(text: str) -> datetime | None:
+    if _EPOCH.match(text):
+        return _from_epoch(float(text))
+    for parse in (_parse_iso, _parse_locomo, _parse_longmemeval):
+        try:
+            parsed = parse(text)
+        except ValueError:  # not this form, or no such date (30 February, 25:00, ...)
+            continue
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _parse_iso(text: str) -> datetime | None:
+    if not text[:4].isdigit():
         return None
+    # fromisoformat takes "Z" from 3.11 on, but not a lower-case "z".
+    return datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
 
 
 def _parse_locomo(text: str) -> datetime | None:
     m = _LOCOMO.match(text)
-    if not m or m.group(5).lower() not in MONTHS:
+    if not m or m[5].lower() not in _MONTHS:
         return None
-    hour = int(m.group(1)) % 12 + (12 if m.group(3).lower() == "pm" else 0)
-    try:
-        return datetime(
-            int(m.group(6)), MONTHS[m.group(5).lower()], int(m.group(4)), hour, int(m.group(2))
-        )
-    except ValueError:
-        return None
+    hour, minute = (
+        (int(m[1]) % 12 + (12 if m[3].lower() == "p" else 0), int(m[2])) if m[1] else (0, 0)
+    )
+    return datetime(int(m[6]), _MONTHS[m[5].lower()], int(m[4]), hour, minute)
 
 
 def _parse_longmemeval(text: str) -> datetime | None:
     m = _LONGMEMEVAL.match(text)
     if not m:
         return None
-    try:
-        year, month, day, hour, minute = (int(g) for g in m.groups())
-        return datetime(year, month, day, hour, minute)
-    except ValueError:
-        return None
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in m.groups())
+    return datetime(year, month, day, hour, minute, second)
 
 
-# --- intervals ----------------------------------------------------------------------------------
+# --- intervals -----------------------------------------------------------------------------
 
 
-def _day(ref: datetime, offset: int = 0) -> tuple[datetime, datetime]:
-    start = ref.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=offset)
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day(ref: datetime, offset: int = 0) -> _Span:
+    start = _midnight(ref) + timedelta(days=offset)
     return start, start + timedelta(days=1)
 
 
-def _week(ref: datetime, offset: int = 0) -> tuple[datetime, datetime]:
-    start = _day(ref)[0] - timedelta(days=ref.weekday()) + timedelta(weeks=offset)
+def _week(ref: datetime, offset: int = 0) -> _Span:
+    start = _midnight(ref) - timedelta(days=ref.weekday()) + timedelta(weeks=offset)
     return start, start + timedelta(weeks=1)
 
 
-def _add_months(year: int, month: int, delta: int) -> tuple[int, int]:
-    index = year * 12 + (month - 1) + delta
-    return index // 12, index % 12 + 1
-
-
-def _month(ref: datetime, offset: int = 0) -> tuple[datetime, datetime]:
-    y, m = _add_months(ref.year, ref.month, offset)
-    y2, m2 = _add_months(y, m, 1)
-    tz = ref.tzinfo
-    return datetime(y, m, 1, tzinfo=tz), datetime(y2, m2, 1, tzinfo=tz)
-
-
-def _year(ref: datetime, offset: int = 0) -> tuple[datetime, datetime]:
-    tz = ref.tzinfo
-    return (
-        datetime(ref.year + offset, 1, 1, tzinfo=tz),
-        datetime(ref.year + offset + 1, 1, 1, tzinfo=tz),
-    )
-
-
-def _weekend(ref: datetime, offset: int) -> tuple[datetime, datetime]:
+def _weekend(ref: datetime, offset: int = 0) -> _Span:
     start = _week(ref, offset)[0] + timedelta(days=5)
     return start, start + timedelta(days=2)
 
 
-def _months_span(ref: datetime, year: int, month: int, count: int) -> tuple[datetime, datetime]:
-    y2, m2 = _add_months(year, month, count)
-    return datetime(year, month, 1, tzinfo=ref.tzinfo), datetime(y2, m2, 1, tzinfo=ref.tzinfo)
+def _months(year: int, month: int, count: int, ref: datetime) -> _Span:
+    start = datetime(year, month, 1, tzinfo=ref.tzinfo)
+    return start, start + relativedelta(months=count)
 
 
-# --- rules -------------------------------------------------------------------------------------
-
-Resolved = tuple[datetime, datetime, str]
-Rule = tuple[re.Pattern[str], Callable[[re.Match[str], datetime], Resolved | None]]
-
-
-def _n(text: str) -> int:
-    return int(text) if text.isdigit() else NUMBERS[text.lower()]
+def _month(ref: datetime, offset: int = 0) -> _Span:
+    start = datetime(ref.year, ref.month, 1, tzinfo=ref.tzinfo) + relativedelta(months=offset)
+    return start, start + relativedelta(months=1)
 
 
-def _ago(m: re.Match[str], ref: datetime) -> Resolved | None:
-    n, unit = _n(m.group("n")), m.group("unit").lower()
-    sign = -1 if m.group("dir").lower() == "ago" else 1
-    return _shift(ref, unit, sign * n)
+def _year(ref: datetime, offset: int = 0) -> _Span:
+    return _months(ref.year + offset, 1, 12, ref)
 
 
-def _in_n(m: re.Match[str], ref: datetime) -> Resolved | None:
-    return _shift(ref, m.group("unit").lower(), _n(m.group("n")))
+_UNIT_SPANS: dict[str, Callable[[datetime, int], _Span]] = {
+    "day": _day,
+    "week": _week,
+    "weekend": _weekend,
+    "month": _month,
+    "year": _year,
+}
 
 
-def _shift(ref: datetime, unit: str, n: int) -> Resolved | None:
-    if abs(n) > 200:
-        return None
-    if unit == "day":
-        return (*_day(ref, n), "day")
-    if unit == "week":
-        return (*_week(ref, n), "week")
-    if unit == "weekend":
-        return (*_weekend(ref, n), "weekend")
-    if unit == "month":
-        return (*_month(ref, n), "month")
-    return (*_year(ref, n), "year")
+def _unit(ref: datetime, unit: str, offset: int) -> _Resolved:
+    return (*_UNIT_SPANS[unit](ref, offset), unit)
 
 
-def _relative_unit(m: re.Match[str], ref: datetime) -> Resolved | None:
-    which, unit = m.group("which").lower(), m.group("unit").lower()
-    offset = {"last": -1, "past": -1, "previous": -1, "this": 0, "next": 1}[which]
-    return _shift(ref, unit, offset)
+def _span(start: datetime, end: datetime) -> _Resolved:
+    """An interval that is not one calendar unit, with the granularity that labels it best."""
+    days = (end - start).days
+    last = end - timedelta(days=1)
+    if days <= 1:
+        return start, end, "day"
+    if days <= 8:
+        return start, end, "week"
+    if (start.year, start.month) == (last.year, last.month):
+        return start, end, "month"
+    return start, end, "season" if days <= 400 else "year"
 
 
-def _named_day(m: re.Match[str], ref: datetime) -> Resolved | None:
-    word = m.group(0).lower()
-    if "day before yesterday" in word:
-        return (*_day(ref, -2), "day")
-    if "day after tomorrow" in word:
-        return (*_day(ref, 2), "day")
-    if "yesterday" in word or "last night" in word:
-        return (*_day(ref, -1), "day")
-    if "tomorrow" in word:
-        return (*_day(ref, 1), "day")
-    return (*_day(ref), "day")
+# --- context: tense of the clause around a mention ----------------------------------------
 
-
-def _weekday(m: re.Match[str], ref: datetime) -> Resolved | None:
-    target = WEEKDAYS[m.group("weekday").lower()]
-    which = (m.group("which") or "").lower()
-    diff = ref.weekday() - target
-    if which == "next":
-        return (*_day(ref, (target - ref.weekday()) % 7 or 7), "day")
-    if which == "this":
-        return (*_day(ref, target - ref.weekday()), "day")
-    # "last Saturday" / "on Saturday" in a conversation about what happened: the most recent one
-    # before today ("last Saturday" said on a Saturday is a week ago).
-    return (*_day(ref, -(diff % 7 or 7)), "day")
-
-
-def _week_before(m: re.Match[str], ref: datetime) -> Resolved | None:
-    return (
-        *(_weekend(ref, -1) if "weekend" in m.group(0).lower() else _week(ref, -1)),
-        "weekend" if "weekend" in m.group(0).lower() else "week",
-    )
-
-
-def _season(m: re.Match[str], ref: datetime) -> Resolved | None:
-    start_month, length = SEASONS[m.group("season").lower()]
-    which = m.group("which").lower()
-    # The season "of" a year starts in that year (winter 2023 = Dec 2023 - Feb 2024).
-    current = ref.year if ref.month >= start_month else ref.year - 1
-    if start_month != 12 and ref.month < start_month:
-        current = ref.year  # this year's spring/summer/autumn has not started yet
-    ended = _months_span(ref, current, start_month, length)[1] <= ref
-    if which in ("last", "past"):
-        year = current if ended else current - 1
-    elif which == "next":
-        year = current + 1 if ref >= _months_span(ref, current, start_month, length)[0] else current
-    else:
-        year = current
-    return (*_months_span(ref, year, start_month, length), "season")
-
-
-def _nearest_year(ref: datetime, month: int, day: int, which: str) -> int | None:
-    """The year that puts (month, day) nearest to ``ref``, favouring the past two to one.
-
-    "On the 24th of March" said on 2 March is this March; "in May" said in December is the May
-    just gone; "next"/"last" force the direction.
-    """
-    best: tuple[float, int] | None = None
-    for year in (ref.year - 1, ref.year, ref.year + 1):
-        try:
-            moment = datetime(year, month, day, tzinfo=ref.tzinfo)
-        except ValueError:
-            continue
-        ahead = (moment - ref).total_seconds() / 86400
-        if (which == "next" and ahead <= 0) or (which == "last" and ahead > 0):
-            continue
-        cost = 2 * ahead if ahead > 0 else -ahead
-        if best is None or cost < best[0]:
-            best = (cost, year)
-    return None if best is None else best[1]
-
-
-def _month_name(m: re.Match[str], ref: datetime) -> Resolved | None:
-    groups = m.groupdict()
-    month = MONTHS[m.group("month").lower()]
-    which = (groups.get("which") or "").lower()
-    day = int(groups["day"]) if groups.get("day") else None
-    year = (
-        int(groups["year"]) if groups.get("year") else _nearest_year(ref, month, day or 15, which)
-    )
-    if year is None:
-        return None
-    if day is None:
-        return (*_months_span(ref, year, month, 1), "month")
-    try:
-        start = datetime(year, month, day, tzinfo=ref.tzinfo)
-    except ValueError:
-        return None
-    return start, start + timedelta(days=1), "day"
-
-
-def _year_only(m: re.Match[str], ref: datetime) -> Resolved | None:
-    return (*_year(ref.replace(year=int(m.group("year"))), 0), "year")
-
-
-def _iso_date(m: re.Match[str], ref: datetime) -> Resolved | None:
-    try:
-        start = datetime(
-            int(m.group("y")), int(m.group("mo")), int(m.group("d")), tzinfo=ref.tzinfo
-        )
-    except ValueError:
-        return None
-    return start, start + timedelta(days=1), "day"
-
-
-def _compile(pattern: str, flags: int = re.I) -> re.Pattern[str]:
-    return re.compile(pattern, flags)
-
-
-# Month names must be capitalised: "may" and "march" are ordinary words too.
-_MONTH_CAP = (
-    "(?P<month>" + "|".join(sorted({n.capitalize() for n in MONTHS}, key=len, reverse=True)) + ")"
+_STOPS = ".!?;\n"
+_CUES = re.compile(
+    r"(?P<future>\b(?:will|shall|gonna|going\s+to|plan(?:s|ning)?\s+to|about\s+to|"
+    r"hop(?:e|ing)\s+to|want\s+to|need\s+to|have\s+to|has\s+to|must|"
+    r"can['’]?t\s+wait|looking\s+forward|upcoming|coming\s+up|soon|"
+    r"next|how\s+about|let['’]?s|wanna|would\s+you\s+like)\b|['’]ll\b)|"
+    r"(?P<past>\b(?:was(?:n['’]t)?|were(?:n['’]t)?|went|did(?:n['’]t)?|had|got|came|saw|met|"
+    r"made|took|gave|ran|told|said|bought|spent|visited|finished|started|moved|used\s+to|ago|"
+    r"yesterday|last|(?!(?:need|feed|seed|speed|indeed|bed|red|shed)\b)\w{2,}ed)\b)",
+    re.I,
 )
 
-RULES: list[Rule] = [
-    (_compile(r"\b(?P<y>(?:19|20)\d{2})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})\b"), _iso_date),
-    (_compile(r"\bthe day (?:before yesterday|after tomorrow)\b"), _named_day),
-    (
-        _compile(
-            r"\b(?:yesterday|today|tonight|tomorrow|last night|this (?:morning|afternoon|"
-            r"evening))\b"
-        ),
-        _named_day,
-    ),
-    (_compile(rf"\b{_NUM} {_UNIT} (?P<dir>ago|from now)\b"), _ago),
-    (_compile(rf"\bin {_NUM} {_UNIT}\b"), _in_n),
-    (_compile(r"\bthe (?:week|weekend) before\b"), _week_before),
-    (
-        _compile(
-            r"\b(?P<which>last|this|next|past|previous) (?P<unit>day|week|weekend|month|"
-            r"year)\b"
-        ),
-        _relative_unit,
-    ),
-    (_compile(rf"\b(?:(?P<which>last|this|next|on) )?{_WEEKDAY}\b"), _weekday),
-    (
-        _compile(
-            r"\b(?P<which>last|this|next|past) (?P<season>spring|summer|autumn|fall|"
-            r"winter)\b"
-        ),
-        _season,
-    ),
-    (_compile(rf"\b{_DAY}(?: of)? {_MONTH_CAP}(?:,? {_YEAR})?\b", 0), _month_name),
-    (_compile(rf"\b{_MONTH_CAP} {_DAY}(?:,? {_YEAR})?\b", 0), _month_name),
-    (_compile(rf"\b{_MONTH_CAP},? {_YEAR}\b", 0), _month_name),
-    (
-        _compile(
-            rf"\b(?P<which>[Ll]ast|[Nn]ext|[Tt]his|[Ii]n|[Ss]ince|[Bb]efore|[Aa]fter|"
-            rf"[Ee]arly|[Ll]ate|[Mm]id|[Dd]uring) {_MONTH_CAP}\b",
-            0,
-        ),
-        _month_name,
-    ),
-    (_compile(rf"\b(?:in|since|during|of|back in|before|after|until) {_YEAR}\b"), _year_only),
+
+@dataclass
+class _Context:
+    """What a resolver may look at besides its match."""
+
+    text: str
+    ref: datetime
+    #: Start of the previous mention in the text: what "the day after" counts from.
+    anchor: datetime | None = None
+    #: Start of a date right after the match: "the week before 16 November".
+    following: datetime | None = None
+
+    def tense(self, m: re.Match[str]) -> int:
+        """+1 if the clause around ``m`` speaks of the future, -1 of the past, 0 if unknown.
+
+        The cue word nearest to the mention decides ("I went there in May and will go back in
+        June" reads each month with its own verb).
+        """
+        text = self.text
+        lo = max(text.rfind(stop, 0, m.start()) for stop in _STOPS) + 1
+        hi = min((i for stop in _STOPS if (i := text.find(stop, m.end())) >= 0), default=len(text))
+        cues = [(m.start() - c.end(), c) for c in _CUES.finditer(text, lo, m.start())]
+        cues += [(c.start() - m.end(), c) for c in _CUES.finditer(text, m.end(), hi)]
+        if not cues:
+            return 0
+        nearest = min(cues, key=lambda cue: cue[0])[1]
+        return 1 if nearest["future"] else -1
+
+
+_Resolver = Callable[[re.Match[str], _Context], _Resolved | None]
+
+
+def _norm(words: str | None) -> str:
+    return " ".join((words or "").lower().replace("’", "'").split())
+
+
+def _count(words: str) -> int:
+    word = _norm(words)
+    return int(word) if word.isdigit() else _NUMBERS[word]
+
+
+# --- resolvers: relative to the reference --------------------------------------------------
+
+_NAMED_DAYS = {
+    "the day before yesterday": -2,
+    "the day after tomorrow": 2,
+    "yesterday": -1,
+    "last night": -1,
+    "tomorrow": 1,
+}
+
+
+def _named_day(m: re.Match[str], ctx: _Context) -> _Resolved:
+    # Everything else the rule matches is today: "tonight", "this morning", "earlier today".
+    return (*_day(ctx.ref, _NAMED_DAYS.get(_norm(m[0]), 0)), "day")
+
+
+def _relative_unit(m: re.Match[str], ctx: _Context) -> _Resolved:
+    offset = {"this": 0, "next": 1, "coming": 1, "this coming": 1}.get(_norm(m["which"]), -1)
+    return _unit(ctx.ref, _norm(m["unit"]), offset)
+
+
+def _counted(m: re.Match[str], ctx: _Context) -> _Resolved | None:
+    """``two weeks ago``, ``in 3 days``, ``a few months ago``, ``two days later``."""
+    unit, word, direction = _norm(m["unit"]), _norm(m["n"]), _norm(m["dir"])
+    base = ctx.ref
+    if direction == "later":  # counts from the date told before it, or means nothing
+        if ctx.anchor is None:
+            return None
+        base = ctx.anchor
+    sign = -1 if direction == "ago" else 1
+    # "It was done in two days", "30 days in a month": durations. "In a week" is a date only
+    # when the clause speaks of the future ("I'll be back in a week").
+    if direction == "in" and ctx.tense(m) < (1 if word in ("a", "an", "one") else 0):
+        return None
+    if word in _VAGUE:
+        return _approximate(base, unit, sign)
+    n = _count(word)
+    return _unit(base, unit, sign * n) if 0 < n <= 1000 else None
+
+
+def _approximate(base: datetime, unit: str, sign: int) -> _Resolved:
+    lo, hi = _FEW[unit]
+    near, far = _UNIT_SPANS[unit](base, sign * lo), _UNIT_SPANS[unit](base, sign * hi)
+    return _span(far[0], near[1]) if sign < 0 else _span(near[0], far[1])
+
+
+def _rolling(m: re.Match[str], ctx: _Context) -> _Resolved | None:
+    """``the past week``, ``the last 3 months``: from that long before the reference to today."""
+    unit, word = _norm(m["unit"]), _norm(m["n"]) or "1"
+    if unit == "weekend" and not m["n"]:  # "the past weekend" is one weekend, not a window
+        return _recent_weekend(ctx.ref)
+    n = _FEW[unit][1] if word in _VAGUE else _count(word)
+    if not 0 < n <= 1000:
+        return None
+    return _span(_midnight(ctx.ref - _duration(unit, n)), _day(ctx.ref)[1])
+
+
+def _duration(unit: str, n: int) -> timedelta | relativedelta:
+    if unit == "day":
+        return timedelta(days=n)
+    if unit in ("week", "weekend"):  # "the past two weekends": the two weeks they end
+        return timedelta(weeks=n)
+    return relativedelta(months=n) if unit == "month" else relativedelta(years=n)
+
+
+def _the_other_day(m: re.Match[str], ctx: _Context) -> _Resolved:
+    return _span(_day(ctx.ref, -7)[0], _day(ctx.ref, -1)[1])
+
+
+def _weekday(m: re.Match[str], ctx: _Context) -> _Resolved:
+    target, which = _WEEKDAYS[m["weekday"].lower()], _norm(m["which"])
+    ahead = (target - ctx.ref.weekday()) % 7  # days to the coming one; 0 = today
+    behind = (ctx.ref.weekday() - target) % 7
+    if which in ("next", "coming", "this coming"):
+        offset = ahead or 7
+    elif which in ("last", "past", "this past"):
+        offset = -(behind or 7)  # "last Saturday" said on a Saturday is a week ago
+    elif which == "this":
+        tense = ctx.tense(m)
+        offset = ahead if tense > 0 else -behind if tense < 0 else target - ctx.ref.weekday()
+    else:  # "on Saturday": the one just gone, unless the clause speaks of the future
+        offset = (ahead or 7) if ctx.tense(m) > 0 else -(behind or 7)
+    return (*_day(ctx.ref, offset), "day")
+
+
+def _the_weekend(m: re.Match[str], ctx: _Context) -> _Resolved:
+    """``over the weekend``: the one just gone (or under way), or the coming one."""
+    if ctx.tense(m) > 0:
+        return (*_weekend(ctx.ref), "weekend")
+    return _recent_weekend(ctx.ref)
+
+
+def _recent_weekend(ref: datetime) -> _Resolved:
+    return (*_weekend(ref, 0 if ref.weekday() >= 5 else -1), "weekend")
+
+
+def _season(m: re.Match[str], ctx: _Context) -> _Resolved:
+    first = _SEASONS[m["season"].lower()]
+    year = int(m["year"]) if m["year"] else _season_year(m, ctx, first)
+    return (*_months(year, first, 3, ctx.ref), "season")
+
+
+def _season_year(m: re.Match[str], ctx: _Context, first: int) -> int:
+    """The year the meant season starts in. Winter starts in December and runs into the next."""
+    ref = ctx.ref
+    started = ref.year if ref.month >= first else ref.year - 1  # the latest one begun
+    ongoing = ref < _months(started, first, 3, ref)[1]
+    which = _norm(m["which"])
+    if which in ("last", "past"):
+        return started - 1 if ongoing else started
+    if which == "next":
+        return started + 1
+    if which == "this":
+        return ref.year - 1 if first == 12 and ref.month <= 6 else ref.year
+    return started + 1 if ctx.tense(m) > 0 and not ongoing else started
+
+
+# --- resolvers: calendar dates -------------------------------------------------------------
+
+
+def _date(year: int, month: int, day: int, ref: datetime) -> _Resolved:
+    start = datetime(year, month, day, tzinfo=ref.tzinfo)
+    return start, start + timedelta(days=1), "day"
+
+
+def _iso_date(m: re.Match[str], ctx: _Context) -> _Resolved:
+    return _date(int(m["y"]), int(m["mo"]), int(m["d"]), ctx.ref)
+
+
+def _month_day(m: re.Match[str], ctx: _Context) -> _Resolved | None:
+    """``May 1st``, ``the 24th of March``, ``1 May 2023``, ``Sunday, May 7``."""
+    month, day = _MONTHS[m["month"].lower()], int(m["day"])
+    if m["year"]:
+        return _date(int(m["year"]), month, day, ctx.ref)
+    start = _pick_year(m, ctx, lambda year: datetime(year, month, day, tzinfo=ctx.ref.tzinfo))
+    return None if start is None else _date(start.year, month, day, ctx.ref)
+
+
+def _pick_year(
+    m: re.Match[str], ctx: _Context, make: Callable[[int], datetime], which: str = ""
+) -> datetime | None:
+    """Of the yearly dates ``make(year)``, the one meant: "last"/"next" or the clause's tense
+    decide; with neither, the nearest, a past one counting as half as far ("on the 24th of
+    March" said on 2 March is this March; "on May 1st" said on 8 May is the one just gone)."""
+    options = []
+    for year in range(ctx.ref.year - 4, ctx.ref.year + 5):  # a 29 February is within four
+        try:
+            options.append(make(year))
+        except ValueError:
+            continue
+    today = _midnight(ctx.ref)
+    if which == "this":
+        return next((d for d in options if d.year == ctx.ref.year), None)
+    tense = {"last": -1, "next": 1}.get(which, 0) or ctx.tense(m)
+    strict = which in ("last", "next")  # "last Christmas" said on Christmas Day is a year ago
+    if tense < 0:
+        return max((d for d in options if d < today or (d == today and not strict)), default=None)
+    if tense > 0:
+        return min((d for d in options if d > today or (d == today and not strict)), default=None)
+    return min(options, key=lambda d: 2 * (d - today).days if d > today else (today - d).days)
+
+
+def _month_only(m: re.Match[str], ctx: _Context) -> _Resolved:
+    """``in May``, ``last May``, ``since March``: by default the latest May begun by then.
+    A year after it (``in mid-August 2023``) settles it."""
+    month = _MONTHS[m["month"].lower()]
+    year = int(m["year"]) if m["year"] else _year_of_month(month, _norm(m["which"]), m, ctx)
+    return (*_months(year, month, 1, ctx.ref), "month")
+
+
+def _year_of_month(month: int, which: str, m: re.Match[str], ctx: _Context) -> int:
+    ref = ctx.ref
+    latest = ref.year if month <= ref.month else ref.year - 1
+    if which == "last":
+        return latest - 1 if month == ref.month else latest
+    if which == "next":
+        return latest + 1
+    if which == "this":
+        return ref.year
+    tense = ctx.tense(m)
+    if tense == 0 and month != ref.month:
+        # No verb to go by: the nearer of the two, counting months ahead double ("in May" said
+        # in mid-April is next month; said in December it is the May just gone).
+        ahead = (month - ref.month) % 12
+        return latest + 1 if 2 * ahead < 12 - ahead else latest
+    return latest + 1 if month != ref.month and tense > 0 else latest
+
+
+def _month_year(m: re.Match[str], ctx: _Context) -> _Resolved:
+    return (*_months(int(m["year"]), _MONTHS[m["month"].lower()], 1, ctx.ref), "month")
+
+
+def _month_range(m: re.Match[str], ctx: _Context) -> _Resolved:
+    """``from June to August``, ``between March and May 2023``: the range ending in the named
+    year, or else like ``in August``."""
+    first, last = _MONTHS[m["month"].lower()], _MONTHS[m["month2"].lower()]
+    year = int(m["year"]) if m["year"] else _year_of_month(last, "", m, ctx)
+    start = datetime(year if first <= last else year - 1, first, 1, tzinfo=ctx.ref.tzinfo)
+    return _span(start, _months(year, last, 1, ctx.ref)[1])
+
+
+def _year_only(m: re.Match[str], ctx: _Context) -> _Resolved:
+    return (*_months(int(m["year"]), 1, 12, ctx.ref), "year")
+
+
+def _year_range(m: re.Match[str], ctx: _Context) -> _Resolved | None:
+    first, last = int(m["year"]), int(m["year2"])
+    if first >= last:
+        return None
+    return _months(first, 1, 12, ctx.ref)[0], _months(last, 1, 12, ctx.ref)[1], "year"
+
+
+def _holiday(m: re.Match[str], ctx: _Context) -> _Resolved | None:
+    name = _norm(m["holiday"]).replace("'", "")
+
+    def make(year: int) -> datetime:
+        return datetime.combine(_holiday_date(name, year), datetime.min.time(), ctx.ref.tzinfo)
+
+    if m["year"]:
+        start = make(int(m["year"]))
+    else:
+        picked = _pick_year(m, ctx, make, _norm(m["which"]))
+        if picked is None:
+            return None
+        start = picked
+    return start, start + timedelta(days=1), "day"
+
+
+def _holiday_date(name: str, year: int) -> datetime:
+    if name.startswith("easter"):
+        return datetime.combine(easter(year), datetime.min.time())
+    if name == "thanksgiving":  # US: the fourth Thursday of November
+        first = datetime(year, 11, 1)
+        return first + timedelta(days=(3 - first.weekday()) % 7 + 21)
+    month, day = _FIXED_HOLIDAYS[name]
+    return datetime(year, month, day)
+
+
+# --- resolvers: relative to the previous mention -------------------------------------------
+
+
+def _adjacent(m: re.Match[str], ctx: _Context) -> _Resolved | None:
+    """``the week before``, ``the day after``, ``the next day``, ``the previous month``."""
+    unit, word = _norm(m["unit"]), _norm(m["dir"])
+    step = -1 if word in ("before", "previous") else 1
+    if ctx.following is not None and word in ("before", "after"):
+        return _unit(ctx.following, unit, step)
+    if ctx.anchor is not None:
+        return _unit(ctx.anchor, unit, step)
+    # With no date told before it, "the week before" can only mean the one before this one.
+    return _unit(ctx.ref, unit, -1) if step < 0 and unit != "day" else None
+
+
+def _before_last(m: re.Match[str], ctx: _Context) -> _Resolved:
+    return _unit(ctx.ref, _norm(m["unit"]), -2)
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+class _Rule(NamedTuple):
+    pattern: re.Pattern[str]
+    #: None marks a phrase that is not a date and hides the date-like words inside it.
+    resolve: _Resolver | None
+    #: Lower-case words one of which every match contains. Most messages name no date, and a
+    #: substring test is a hundred times cheaper than running the pattern.
+    triggers: tuple[str, ...]
+
+
+def _rule(
+    pattern: str, resolve: _Resolver | None, triggers: tuple[str, ...], ignore_case: bool = True
+) -> _Rule:
+    # A space in a pattern stands for any run of whitespace: chat text wraps and double-spaces.
+    flags = re.I if ignore_case else 0
+    return _Rule(re.compile(pattern.replace(" ", r"\s+"), flags), resolve, triggers)
+
+
+def _alternatives(words: list[str]) -> str:
+    return "|".join(sorted(words, key=len, reverse=True))
+
+
+# "May", "March" and "August" are ordinary words too, so month names count only capitalised;
+# the others may be written in lower case. Abbreviations only capitalised ("Jan", "Sept").
+_MONTH_WORDS = [n.capitalize() for n in _MONTHS] + [
+    n for n in _MONTH_NAMES if n not in ("march", "may", "august")
 ]
 
 
-def find_time_mentions(text: str, ref: datetime) -> list[TimeMention]:
-    """Time expressions in ``text`` resolved against ``ref``: non-overlapping, in text order.
+def _month_re(group: str = "month") -> str:
+    # Not before an apostrophe or a letter: "April's", "Mayor", "Junes".
+    return rf"(?P<{group}>{_alternatives(_MONTH_WORDS)})(?![\w'’])"
 
-    Where two rules match overlapping spans, the longest wins ("the day before yesterday" over
-    "yesterday").
+
+_WEEKDAY_ALT = _alternatives(_WEEKDAY_NAMES)
+_WEEKDAY = rf"(?P<weekday>{_WEEKDAY_ALT})\b(?! of\b)"
+_DAY = r"(?P<day>3[01]|[12]\d|0?[1-9])(?!\d)(?:st|nd|rd|th)?"
+_YEAR = r"(?P<year>(?:19|20)\d{2})(?![\d:])"
+_NUM = (
+    r"(?P<n>\d{1,4}|a couple of|couple of|a few|few|several|an?|one|two|three|four|five|six|seven"
+    r"|eight|nine|ten|eleven|twelve)"
+)
+_UNIT = r"(?P<unit>day|week(?:end)?|month|year)s?"
+_NOT_OF = r"(?! of\b)"  # "the last week of May" is not last week
+# "the last year I lived there", "the last week for which ...": the final one, not a window.
+_NOT_FINAL = r"(?! (?:of|for|in|on|at|that|which|when|before|i|we|you|he|she|they)\b)"
+_COMMA = r"(?:,\s*|\s+)"  # "May 1, 2023", "May 1,2023", "May 1 2023"
+_DATE_WEEKDAY = rf"(?:(?i:{_WEEKDAY_ALT}),? (?:the )?)?"
+_MONTH_PREFIX = (
+    r"(?P<which>(?i:last|next|this|in|since|during|before|after|until|till|through|around))"
+)
+_PART = r"(?i:early|mid|late)(?:-| )"
+# Not "Winter Park", "the Autumn Frenzy": a capitalised word after it makes it part of a name.
+_SEASON = r"(?P<season>spring|summer|autumn|fall|winter)\b(?!\s+(?-i:[A-Z]))"
+_HOLIDAY = (
+    r"(?P<holiday>christmas(?: eve| day)?|new year['’]?s (?:eve|day)|halloween|valentine['’]?s day"
+    r"|easter(?: sunday)?|thanksgiving|independence day|the (?:fourth|4th) of july)\b"
+)
+_RANGE_WORD = r"(?:and|to|till|until|through|thru|-|–)"
+
+_IN_MONTHS = tuple(name[:3] for name in _MONTH_NAMES)
+_IN_YEARS = ("19", "20")
+_IN_WEEKDAYS = tuple(_WEEKDAY_NAMES)
+_IN_UNITS = ("day", "week", "month", "year")
+_IN_SEASONS = tuple(_SEASONS)
+_IN_HOLIDAYS = (
+    "christmas",
+    "new year",
+    "halloween",
+    "valentine",
+    "easter",
+    "thanksgiving",
+    "independence",
+    "july",
+)
+
+_RULES: list[_Rule] = [
+    # Calendar dates.
+    _rule(
+        r"(?<![\d-])(?P<y>(?:19|20)\d{2})(?P<sep>[-/])(?P<mo>1[0-2]|0?[1-9])(?P=sep)"
+        r"(?P<d>3[01]|[12]\d|0?[1-9])(?!\d)",
+        _iso_date,
+        _IN_YEARS,
+    ),
+    _rule(
+        rf"\b{_DATE_WEEKDAY}{_DAY}(?: of)? {_month_re()}(?:{_COMMA}{_YEAR})?",
+        _month_day,
+        _IN_MONTHS,
+        False,
+    ),
+    _rule(
+        rf"\b{_DATE_WEEKDAY}{_month_re()} (?:the )?{_DAY}\b(?:{_COMMA}{_YEAR})?",
+        _month_day,
+        _IN_MONTHS,
+        False,
+    ),
+    _rule(rf"\b{_month_re()}{_COMMA}(?:(?i:of) )?{_YEAR}", _month_year, _IN_MONTHS, False),
+    _rule(
+        rf"\b(?:{_MONTH_PREFIX} (?:{_PART})?|{_PART}){_month_re()}"
+        rf"(?:{_COMMA}(?:(?i:of) )?{_YEAR})?",
+        _month_only,
+        _IN_MONTHS,
+        False,
+    ),
+    _rule(
+        rf"\b(?i:between|from) {_month_re()} (?i:{_RANGE_WORD}) {_month_re('month2')}"
+        rf"(?:{_COMMA}{_YEAR})?",
+        _month_range,
+        ("between", "from"),
+        False,
+    ),
+    _rule(
+        r"\b(?:back in|in|since|during|of|before|after|until|till|through|around) " + _YEAR,
+        _year_only,
+        _IN_YEARS,
+    ),
+    _rule(
+        rf"\b(?:between|from) {_YEAR} {_RANGE_WORD} (?P<year2>(?:19|20)\d{{2}})(?!\d)",
+        _year_range,
+        _IN_YEARS,
+    ),
+    # Days named relative to the reference.
+    _rule(
+        r"\b(?:the day before yesterday|the day after tomorrow|yesterday|last night|"
+        r"(?:earlier |later )?today|tonight|tomorrow|this (?:morning|afternoon|evening))\b",
+        _named_day,
+        ("yesterday", "today", "tonight", "tomorrow", "night", "morning", "afternoon", "evening"),
+    ),
+    _rule(
+        rf"\b(?:(?P<which>last|this coming|this past|this|next|coming|past|on) )?{_WEEKDAY}",
+        _weekday,
+        _IN_WEEKDAYS,
+    ),
+    _rule(r"\b(?:over|on|at|during) the weekend\b", _the_weekend, ("weekend",)),
+    _rule(r"\bthe other (?:day|night)\b", _the_other_day, ("other",)),
+    # Weeks, months, years relative to the reference.
+    _rule(
+        r"\b(?<!the\x20)(?:earlier |later )?"
+        r"(?P<which>last|previous|this past|this coming|this|next|coming) "
+        r"(?P<unit>week(?:end)?|month|year)\b" + _NOT_OF,
+        _relative_unit,
+        _IN_UNITS,
+    ),
+    _rule(rf"\b(?:the )?past (?:{_NUM} )?{_UNIT}\b{_NOT_OF}", _rolling, ("past",)),
+    _rule(rf"\bthe last (?:{_NUM} )?{_UNIT}\b{_NOT_FINAL}", _rolling, ("last",)),
+    _rule(rf"\b{_NUM} {_UNIT} (?P<dir>ago|from now|later)\b", _counted, ("ago", "now", "later")),
+    _rule(rf"\b(?P<dir>in) {_NUM} {_UNIT}\b(?:['’]? time)?", _counted, _IN_UNITS),
+    _rule(
+        r"\b(?:the )?(?P<which>last|this|next|past|in|during|over|since|before|after|until)"
+        rf" (?:the )?{_SEASON}(?:,? (?:of )?{_YEAR})?",
+        _season,
+        _IN_SEASONS,
+    ),
+    _rule(rf"\b(?:the )?{_SEASON},? (?:of )?{_YEAR}", _season, _IN_SEASONS),
+    _rule(
+        r"\b(?P<which>last|this|next|at|on|for|over|during|since|before|after|until|by) "
+        rf"{_HOLIDAY}(?: {_YEAR})?",
+        _holiday,
+        _IN_HOLIDAYS,
+    ),
+    _rule(rf"\b{_HOLIDAY} {_YEAR}", _holiday, _IN_HOLIDAYS),
+    # Relative to the date told before them.
+    _rule(r"\bthe (?P<unit>day|week(?:end)?|month|year) before last\b", _before_last, ("before",)),
+    _rule(
+        r"\bthe (?P<unit>day|week(?:end)?|month|year) (?P<dir>before|after)\b",
+        _adjacent,
+        ("before", "after"),
+    ),
+    _rule(
+        r"\bthe (?P<dir>next|following|previous) (?P<unit>day|week(?:end)?|month|year)\b",
+        _adjacent,
+        ("next", "following", "previous"),
+    ),
+    # Not dates: habits, ranges of weekdays, named days that are not the date they name.
+    _rule(
+        rf"\b(?:every|each|one|some|any|most|a|my|our|your|his|their)(?: other)? "
+        rf"(?:{_WEEKDAY_ALT})\b",
+        None,
+        _IN_WEEKDAYS,
+    ),
+    _rule(
+        rf"\b(?:{_WEEKDAY_ALT})\s*(?:-|–|to|through|thru|till|until)\s*(?:{_WEEKDAY_ALT})\b",
+        None,
+        _IN_WEEKDAYS,
+    ),
+    _rule(
+        rf"\b(?:good|black|cyber|ash|holy|maundy) (?:{_WEEKDAY_ALT})\b|\bsunday (?:school|best)\b",
+        None,
+        _IN_WEEKDAYS,
+    ),
+]
+
+
+# --- finding -------------------------------------------------------------------------------
+
+
+class _Candidate(NamedTuple):
+    start: int
+    end: int
+    match: re.Match[str]
+    resolve: _Resolver | None
+
+
+def _candidates(text: str) -> list[_Candidate]:
+    lowered = text.lower()
+    return [
+        _Candidate(m.start(), m.end(), m, rule.resolve)
+        for rule in _RULES
+        if any(word in lowered for word in rule.triggers)
+        for m in rule.pattern.finditer(text)
+    ]
+
+
+def _select(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Non-overlapping candidates, longest first, back in text order."""
+    chosen: list[_Candidate] = []
+    for c in sorted(candidates, key=lambda c: (c.start - c.end, c.start)):
+        if all(c.end <= o.start or c.start >= o.end for o in chosen):
+            chosen.append(c)
+    return sorted(chosen)
+
+
+def _reference(ref: datetime) -> datetime:
+    return ref.replace(tzinfo=UTC) if ref.tzinfo is None else ref
+
+
+def _scan(text: str, ref: datetime) -> list[tuple[int, TimeMention]]:
+    """Mentions with their offsets in ``text``, resolved in text order so that "the day after"
+    can count from the date before it."""
+    ctx = _Context(text, _reference(ref))
+    chosen = [c for c in _select(_candidates(text)) if c.resolve is not None]
+    found: list[tuple[int, TimeMention]] = []
+    for i, c in enumerate(chosen):
+        ctx.following = None
+        if c.resolve is _adjacent and i + 1 < len(chosen):
+            ctx.following = _following(text, c, chosen[i + 1], ctx)
+        resolved = _resolve(c, ctx)
+        if resolved is not None:
+            found.append((c.start, TimeMention(c.match[0], *resolved)))
+            ctx.anchor = resolved[0]
+    return found
+
+
+def _resolve(c: _Candidate, ctx: _Context) -> _Resolved | None:
+    assert c.resolve is not None
+    try:
+        return c.resolve(c.match, ctx)
+    except (ValueError, OverflowError):  # 31 April, year 10000, ...
+        return None
+
+
+def _following(text: str, c: _Candidate, after: _Candidate, ctx: _Context) -> datetime | None:
+    """The start of ``after`` if it directly follows ``c``, as in "the week before May 5"."""
+    if text[c.end : after.start].strip():
+        return None
+    resolved = _resolve(after, _Context(text, ctx.ref))
+    return None if resolved is None else resolved[0]
+
+
+def find_time_mentions(text: str, ref: datetime) -> list[TimeMention]:
+    """Find the time expressions in a text and resolve them against the time it was said.
+
+    Where expressions overlap the longest wins ("the day before yesterday", not "yesterday").
+    Ambiguous ones lean on the clause's tense: "on Saturday" and "in May" are the ones just gone
+    unless the clause speaks of the future ("I'll go on Saturday").
+
+    Args:
+        text: A message.
+        ref: When it was said. A naive datetime is taken as UTC; an aware one keeps its zone, so
+            days follow the speaker's calendar.
+
+    Returns:
+        The mentions, in text order, none overlapping another.
     """
-    ref = _utc(ref)
-    found: list[tuple[int, int, TimeMention]] = []
-    for pattern, resolve in RULES:
-        for m in pattern.finditer(text):
-            resolved = resolve(m, ref)
-            if resolved is None:
-                continue
-            start, end, granularity = resolved
-            found.append((m.start(), m.end(), TimeMention(m.group(0), start, end, granularity)))
-    found.sort(key=lambda f: (-(f[1] - f[0]), f[0]))
-    chosen: list[tuple[int, int, TimeMention]] = []
-    for item in found:
-        if all(item[1] <= c[0] or item[0] >= c[1] for c in chosen):
-            chosen.append(item)
-    return [c[2] for c in sorted(chosen, key=lambda c: c[0])]
+    return [mention for _, mention in _scan(text, ref)]
 
 
 def annotate(text: str, ref: datetime) -> str:
-    """The resolved dates of a text as a short note: ``"yesterday = 7 May 2023"`` (or "")."""
-    return "; ".join(f"{m.text} = {m.label()}" for m in find_time_mentions(text, ref))
+    """Spell out the dates a text refers to, for its index entry and for display.
+
+    Args:
+        text: A message.
+        ref: When it was said (see :func:`find_time_mentions`).
+
+    Returns:
+        ``"yesterday = 7 May 2023"``, several joined by ``"; "``, or ``""`` when the text names
+        no date, or only ones it already spells out ("on 7 May 2023").
+    """
+    notes = []
+    for mention in find_time_mentions(text, ref):
+        label = _describe(mention)
+        if label not in mention.text:
+            notes.append(f"{mention.text} = {label}")
+    return "; ".join(notes)
 
 
-_OPEN = re.compile(r"\b(?P<dir>since|after|before|until)\b", re.I)
-_RECENT = re.compile(r"\b(?:recently|lately|these days|nowadays)\b", re.I)
-_FAR_PAST = datetime(1900, 1, 1, tzinfo=UTC)
-_FAR_FUTURE = datetime(2999, 1, 1, tzinfo=UTC)
+def _describe(mention: TimeMention) -> str:
+    """``TimeMention.label``, but spans across years name both ends ("2017 to 2021")."""
+    last = mention.end - timedelta(days=1)
+    if mention.start.year == last.year:
+        return mention.label()
+    if mention.granularity == "year":
+        return f"{mention.start.year} to {last.year}"
+    if mention.granularity == "season":
+        return f"{mention.start:%B %Y} to {last:%B %Y}"
+    return mention.label()
+
+
+# --- queries -------------------------------------------------------------------------------
+
+_OPEN = re.compile(
+    r"\b(?P<dir>since|after|before|until|till|up to|prior to|no later than|no earlier than)"
+    r"(?:\s+the)?\s*$",
+    re.I,
+)
+_OPEN_INSIDE = re.compile(r"^(?P<dir>since|after|before|until|till)\b", re.I)
+_RANGE_START = re.compile(r"\b(?:between|from)\s*$", re.I)
+_RANGE_GAP = re.compile(r"^\s*(?:and|to|till|until|through|thru|-|–)\s*$", re.I)
+# "most recently" asks for the latest, it does not restrict to the last weeks.
+_RECENT = re.compile(
+    r"(?<!most\s)(?<!more\s)(?<!mostly\s)\b(?:recently|lately|of late|these days|nowadays)\b",
+    re.I,
+)
 
 
 def parse_query_time(query: str, as_of: datetime) -> TimeMention | None:
-    """The time window a question restricts itself to, relative to ``as_of``, or None.
+    """Find the time window a search query restricts itself to.
 
     "What did I do last week?" restricts; "When did I go to the gym?" does not (it asks for a
-    date). "since March" / "before 2022" give open intervals; "recently" the last 30 days.
+    date). "since March" and "after 2021" give intervals open to the future, "before 2022" and
+    "until May" open to the past (bounded by 1900 and 2999); "recently" is the 30 days up to
+    ``as_of``.
+
+    Args:
+        query: The search query.
+        as_of: The time the query is asked at (naive = UTC).
+
+    Returns:
+        The window, or None when the query sets no time constraint.
     """
-    as_of = _utc(as_of)
-    mentions = find_time_mentions(query, as_of)
+    as_of = _reference(as_of)
+    mentions = _scan(query, as_of)
     if not mentions:
         if _RECENT.search(query):
             return TimeMention("recently", as_of - timedelta(days=30), as_of, "week")
         return None
-    mention = mentions[0]
-    prefix = query[: query.find(mention.text)]
-    open_word = _OPEN.search(mention.text) or _OPEN.search(prefix[-12:])
-    if open_word:
-        direction = open_word.group("dir").lower()
-        if direction in ("since", "after"):
-            return TimeMention(mention.text, mention.start, _FAR_FUTURE, mention.granularity)
+    offset, mention = mentions[0]
+    if len(mentions) > 1:
+        ranged = _range(query, mentions[0], mentions[1])
+        if ranged is not None:
+            return ranged
+    return _open_ended(query[:offset], mention)
+
+
+def _range(
+    query: str, first: tuple[int, TimeMention], second: tuple[int, TimeMention]
+) -> TimeMention | None:
+    """``between August 11 and August 15 2023``: from the start of one to the end of the other."""
+    (at, a), (at2, b) = first, second
+    if not _RANGE_START.search(query[:at]) or a.start >= b.end:
+        return None
+    if not _RANGE_GAP.match(query[at + len(a.text) : at2]):
+        return None
+    return TimeMention(query[at : at2 + len(b.text)], *_span(a.start, b.end))
+
+
+def _open_ended(before: str, mention: TimeMention) -> TimeMention:
+    found = _OPEN.search(before[-24:]) or _OPEN_INSIDE.match(mention.text)
+    if found is None:
+        return mention
+    word = _norm(found["dir"])
+    if word == "since":
+        return TimeMention(mention.text, mention.start, _FAR_FUTURE, mention.granularity)
+    if word == "no earlier than":
+        return TimeMention(mention.text, mention.start, _FAR_FUTURE, mention.granularity)
+    if word == "after":
+        return TimeMention(mention.text, mention.end, _FAR_FUTURE, mention.granularity)
+    if word in ("before", "prior to"):
         return TimeMention(mention.text, _FAR_PAST, mention.start, mention.granularity)
-    return mention
+    return TimeMention(mention.text, _FAR_PAST, mention.end, mention.granularity)
