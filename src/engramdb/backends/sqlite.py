@@ -189,13 +189,17 @@ class SQLiteStore:
             return
         now = time.time()
         with self._write() as conn:
+            new_scopes: set[int] = set()
             scope_ids: dict[Scope, int] = {}
             new_rids: builtins.list[int] = []
             for row in rows:
                 if row.scope not in scope_ids:
+                    existed = self._scope_id(conn, row.scope, create=False) is not None
                     sid = self._scope_id(conn, row.scope, create=True)
                     assert sid is not None
                     scope_ids[row.scope] = sid
+                    if not existed:
+                        new_scopes.add(sid)
                 new_rids.append(self._insert_row(conn, scope_ids[row.scope], row))
             conn.executemany(
                 "INSERT INTO vectors (rid, embed_hash, vec) VALUES (?, ?, ?)",
@@ -210,7 +214,7 @@ class SQLiteStore:
                 [(r.id, r.scope.tenant, json.dumps(_snapshot(r)), actor, now) for r in rows],
             )
             versions = {sid: self._bump(conn, sid) for sid in scope_ids.values()}
-        self._after_insert(rows, vectors, scope_ids, versions)
+        self._after_insert(rows, vectors, scope_ids, versions, new_scopes)
 
     def _insert_row(self, conn: sqlite3.Connection, scope_id: int, row: Row) -> int:
         cur = conn.execute(
@@ -249,9 +253,14 @@ class SQLiteStore:
         vectors: Vector,
         scope_ids: dict[Scope, int],
         versions: dict[int, int],
+        new_scopes: set[int],
     ) -> None:
-        # Keep loaded indexes in step with our own write instead of reloading them.
+        # Keep loaded indexes in step with our own write instead of reloading them; a scope
+        # this write created starts with empty ones, so a fresh store never rebuilds.
         with self._lock:
+            for sid in new_scopes:
+                self._vsets.setdefault(sid, VectorSet(self.dim, versions[sid] - 1))
+                self._lsets.setdefault(sid, LexicalSet(versions[sid] - 1))
             for scope, sid in scope_ids.items():
                 idx = [i for i, r in enumerate(rows) if r.scope == scope]
                 vset, lset = self._vsets.get(sid), self._lsets.get(sid)
