@@ -1,6 +1,7 @@
 """Render the measured results in docs/results/*.json as the tables of docs/benchmarks.md.
 
-    python benchmarks/report.py > docs/benchmarks-tables.md
+    python benchmarks/report.py            # print the tables
+    python benchmarks/report.py --write    # replace the generated part of docs/benchmarks.md
 
 Only numbers from the result files appear; nothing is typed in by hand.
 """
@@ -12,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+RESULTS = DOCS / "results"
+START, END = "<!-- generated:start -->", "<!-- generated:end -->"
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -135,7 +138,15 @@ def main() -> None:
     ):
         result = _load(name)
         parts.append(f"### {name}\n\n" + (render(result) if result else "not measured yet"))
-    sys.stdout.write("\n\n".join(parts) + "\n")
+    tables = "\n\n".join(parts) + "\n"
+    if "--write" not in sys.argv:
+        sys.stdout.write(tables)
+        return
+    page = DOCS / "benchmarks.md"
+    text = page.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    page.write_text(f"{head}{START}\n\n{tables}\n{END}{tail}")
 
 
 if __name__ == "__main__":
