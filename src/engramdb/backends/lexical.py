@@ -169,6 +169,9 @@ class LexicalSet:
         for term in terms:
             docs, tfs = self._posting(term)
             df = len(docs)
+            if df and docs[-1] >= n:  # a concurrent add grew the postings after we read n
+                keep = docs < n
+                docs, tfs = docs[keep], tfs[keep]
             idf = np.log(1 + (live - df + 0.5) / (df + 0.5))
             scores[docs] += idf * tfs * (K1 + 1) / (tfs + norm[docs])
         mask = self._alive[:n] & (scores > 0)
@@ -178,7 +181,7 @@ class LexicalSet:
             mask &= self._times[:n] < until
         if allowed is not None:
             keep = np.zeros(n, dtype=bool)
-            keep[[self._pos[i] for i in allowed if i in self._pos]] = True
+            keep[[p for i in allowed if (p := self._pos.get(i, n)) < n]] = True
             mask &= keep
         candidates = np.flatnonzero(mask)
         if candidates.size > limit:

@@ -83,7 +83,7 @@ class VectorSet:
             mask &= self._times[:n] < until
         if allowed is not None:
             allowed_mask = np.zeros(n, dtype=bool)
-            allowed_mask[[self._pos[i] for i in allowed if i in self._pos]] = True
+            allowed_mask[[p for i in allowed if (p := self._pos.get(i, n)) < n]] = True
             mask &= allowed_mask
         scores = np.where(mask, scores, -np.inf)
         k = min(limit, int(mask.sum()))
