@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,7 +57,10 @@ def test_default_store_lives_in_engram_home(tmp_path: Path) -> None:
 
 def test_reply_without_timestamp_inherits_the_previous_one(mem: Memory) -> None:
     ids = mem.add(CAROLINE, user_id="caroline", session_id="s1")
-    assert mem.get(ids[1]).occurred_at == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    reply = mem.get(ids[1]).occurred_at
+    assert reply - datetime(2023, 5, 8, 13, 56, tzinfo=UTC) == timedelta(milliseconds=1)
+    context = mem.context("support group", user_id="caroline")
+    assert context.index("Caroline: I went") < context.index("That sounds powerful")
 
 
 def test_add_is_idempotent_within_a_session(mem: Memory) -> None:

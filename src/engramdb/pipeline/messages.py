@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..backends.base import Row
@@ -20,6 +20,7 @@ from ..types import ROLES, Scope
 from .temporal import annotate, find_time_mentions, parse_timestamp
 
 MessageInput = Mapping[str, Any] | str
+_STEP = timedelta(milliseconds=1)
 #: Separates a message's own text from the quoted turn before it in its index key.
 CONTEXT_MARK = "\n(after "
 #: How much of the previous turn a message is indexed with.
@@ -68,12 +69,17 @@ def prepare(
 ) -> list[Prepared]:
     """Validate every message and build its row (raises on the first bad one).
 
-    A message without a timestamp takes the one of the message before it in the batch (a reply
-    happens when the conversation does, not when it is imported), or ``now`` if none has one.
+    A message without a timestamp takes the one of the message before it in the batch plus a
+    millisecond (a reply happens when the conversation does, not when it is imported), or
+    ``now`` if none has one.
     """
     out: list[Prepared] = []
     for i, m in enumerate(messages):
-        default = datetime.fromtimestamp(out[-1].row.occurred_at, tz=now.tzinfo) if out else now
+        # One millisecond after the previous message keeps the batch's order wherever messages
+        # are sorted by time (context, neighbours), without inventing a visible time.
+        default = (
+            datetime.fromtimestamp(out[-1].row.occurred_at, tz=now.tzinfo) + _STEP if out else now
+        )
         out.append(_prepare_one(i, m, scope, session_id, metadata or {}, max_chars, now, default))
     return out
 
