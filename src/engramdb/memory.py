@@ -333,12 +333,11 @@ class Memory:
         q = analyse(query, moment)
         qvec = self.embedder.embed_one(query)
         n = max(self.settings["candidates"], limit)
-        lists = {
-            "lexical": self._store.lexical(scope, q.terms, n, flt),
-            "dense": self._store.dense(scope, qvec, n, flt),
-        }
+        windows = [flt] if q.time is None else [flt, _narrow(flt, q.time)]
+        dense = self._store.dense(scope, qvec, n, windows)
+        lists = {"lexical": self._store.lexical(scope, q.terms, n, flt), "dense": dense[0]}
         if q.time is not None:
-            lists["time"] = self._store.dense(scope, qvec, n, _narrow(flt, q.time))
+            lists["time"] = dense[1]
         weights = {"lexical": self.settings["lexical_weight"]}
         fused = rrf(lists, self.settings["rrf_k"], weights)[: max(limit * 2, 50)]
         rows = {r.id: r for r in self._store.get([f[0] for f in fused], self.tenant)}

@@ -113,8 +113,11 @@ class Store(Protocol):
     def lexical(self, scope: Scope, terms: Sequence[str], limit: int, flt: Filter) -> Scored:
         """Best rows for a bag of query terms (BM25-like; higher is better)."""
 
-    def dense(self, scope: Scope, query: Vector, limit: int, flt: Filter) -> Scored:
-        """Nearest rows to a unit query vector (cosine; higher is better)."""
+    def dense(
+        self, scope: Scope, query: Vector, limit: int, filters: Sequence[Filter]
+    ) -> builtins.list[Scored]:
+        """Nearest rows to a unit query vector (cosine; higher is better), ranked separately
+        under each filter: one pass over the vectors serves several candidate lists."""
 
     def previous_message(
         self,

@@ -620,13 +620,16 @@ class SQLiteStore:
         allowed = self._allowed(conn, scope_id, flt)
         return lset.search(" ".join(terms), limit, flt.since, flt.until, allowed)
 
-    def dense(self, scope: Scope, query: Vector, limit: int, flt: Filter) -> Scored:
+    def dense(
+        self, scope: Scope, query: Vector, limit: int, filters: Sequence[Filter]
+    ) -> builtins.list[Scored]:
         conn = self._reader()
         scope_id = self._scope_id(conn, scope, create=False)
         if scope_id is None:
-            return []
+            return [[] for _ in filters]
         vset = self._vectors(conn, scope_id)
-        return vset.search(query, limit, flt.since, flt.until, self._allowed(conn, scope_id, flt))
+        windows = [(f.since, f.until, self._allowed(conn, scope_id, f)) for f in filters]
+        return vset.search_many(query, limit, windows)
 
     def _version(self, conn: sqlite3.Connection, scope_id: int) -> int:
         row = conn.execute("SELECT version FROM scopes WHERE id = ?", (scope_id,)).fetchone()

@@ -72,10 +72,30 @@ class VectorSet:
         allowed: set[str] | None,
     ) -> list[tuple[str, float]]:
         """Top rows by cosine among live rows in the time window (and in ``allowed``)."""
+        return self.search_many(query, limit, [(since, until, allowed)])[0]
+
+    def search_many(
+        self,
+        query: Vector,
+        limit: int,
+        windows: list[tuple[float | None, float | None, set[str] | None]],
+    ) -> list[list[tuple[str, float]]]:
+        """One scan of the matrix, ranked separately within each (since, until, allowed)."""
         n = self._n
         if n == 0 or limit <= 0:
-            return []
-        scores = self._mat[:n] @ query
+            return [[] for _ in windows]
+        scores = self._mat[:n] @ query  # the expensive part: done once
+        return [self._top(scores, n, limit, *window) for window in windows]
+
+    def _top(
+        self,
+        raw: npt.NDArray[np.float32],
+        n: int,
+        limit: int,
+        since: float | None,
+        until: float | None,
+        allowed: set[str] | None,
+    ) -> list[tuple[str, float]]:
         mask = self._alive[:n].copy()
         if since is not None:
             mask &= self._times[:n] >= since
@@ -85,7 +105,7 @@ class VectorSet:
             allowed_mask = np.zeros(n, dtype=bool)
             allowed_mask[[p for i in allowed if (p := self._pos.get(i, n)) < n]] = True
             mask &= allowed_mask
-        scores = np.where(mask, scores, -np.inf)
+        scores = np.where(mask, raw, -np.inf)
         k = min(limit, int(mask.sum()))
         if k == 0:
             return []
