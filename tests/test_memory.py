@@ -378,3 +378,20 @@ def test_searches_run_while_another_thread_writes(mem: Memory) -> None:
     assert errors == []
     assert len(mem.list(user_id="u", limit=100).items) == 50
     assert len(mem.search("new note gardening", user_id="u", limit=50)) >= 30
+
+
+def test_relative_dates_use_the_speakers_own_clock(mem: Memory) -> None:
+    # 01:30 on 9 May in UTC+2 is still 8 May in UTC; "yesterday" for the speaker is 8 May.
+    (ident,) = mem.add(
+        [
+            {
+                "role": "user",
+                "content": "I ran 10 km yesterday",
+                "timestamp": "2023-05-09T01:30:00+02:00",
+            }
+        ],
+        user_id="u",
+    )
+    record = mem.get(ident)
+    assert record.occurred_at == datetime(2023, 5, 8, 23, 30, tzinfo=UTC)
+    assert record.time_mentions[0].label() == "8 May 2023"

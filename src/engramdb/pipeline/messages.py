@@ -147,8 +147,9 @@ def _prepare_one(
         raise InvalidInput(f"message {index}: metadata must be a dict")
     meta = {**batch_metadata, **own_metadata}
     check_json(index, meta)
-    mentions = find_time_mentions(content, occurred)
-    index_text = _index_text(name, content, annotate(content, occurred))
+    speaker_time = _speaker_time(raw_time, occurred)
+    mentions = find_time_mentions(content, speaker_time)
+    index_text = _index_text(name, content, annotate(content, speaker_time))
     row = Row(
         id=str(uuid.uuid4()),
         scope=scope,
@@ -166,6 +167,23 @@ def _prepare_one(
         index_text=index_text,
     )
     return Prepared(row=row, embed_text=index_text)
+
+
+def _speaker_time(raw: Any, occurred: datetime) -> datetime:
+    """The message time on the speaker's own clock, when the timestamp said which.
+
+    "Yesterday" said at 01:00 in Lisbon summer time is the day before in Lisbon, which is two
+    days before in UTC terms; resolving against the UTC time would be a day off.
+    """
+    local: datetime | None = raw if isinstance(raw, datetime) else None
+    if isinstance(raw, str):
+        try:
+            local = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            local = None
+    if local is None or local.tzinfo is None:
+        return occurred
+    return local
 
 
 def _index_text(name: str | None, content: str, notes: str) -> str:
