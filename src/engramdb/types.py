@@ -48,7 +48,12 @@ class TimeMention:
             return f"{self.start:%B} to {last:%B %Y}"
         if self.granularity == "month":
             return f"{self.start:%B %Y}"
-        return f"{self.start:%Y}"
+        last_year = (self.end - timedelta(days=1)).year
+        return (
+            f"{self.start:%Y}"
+            if last_year == self.start.year
+            else f"{self.start:%Y} to {last_year}"
+        )
 
 
 @dataclass(frozen=True)
