@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench bench-peers eval clean
+.PHONY: install run test lint bench bench-peers eval clean
 
 install: $(STAMP)
 
@@ -29,10 +29,15 @@ test: install lint
 
 bench: install
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/report.py --write
 
+# Embeddings are cached in benchmarks/.cache between runs (the first LongMemEval run embeds ~46k
+# turns; LME_LIMIT=10 makes it a smoke test).
+LME_LIMIT ?= 93
 eval: install
-	$(BIN)/engram eval locomo ../shared/bench/locomo_dev.json --out docs/results/locomo_dev.json
-	$(BIN)/engram eval longmemeval ../shared/bench/longmemeval_s_dev.json.gz --out docs/results/longmemeval_dev.json
+	$(BIN)/engram eval locomo ../shared/bench/locomo_dev.json --cache-dir benchmarks/.cache --out docs/results/locomo_dev.json
+	$(BIN)/engram eval longmemeval ../shared/bench/longmemeval_s_dev.json.gz --limit $(LME_LIMIT) --cache-dir benchmarks/.cache --out docs/results/longmemeval_dev.json
+	$(BIN)/python benchmarks/report.py --write
 
 bench-peers: install
 	bash benchmarks/peers/run.sh
