@@ -29,6 +29,7 @@ test: install lint
 
 bench: install
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/embedder.py
 	$(BIN)/python benchmarks/report.py --write
 
 # Embeddings are cached in benchmarks/.cache between runs (the first LongMemEval run embeds ~46k

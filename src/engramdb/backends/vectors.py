@@ -84,7 +84,8 @@ class VectorSet:
         n = self._n
         if n == 0 or limit <= 0:
             return [[] for _ in windows]
-        scores = self._mat[:n] @ query  # the expensive part: done once
+        # The expensive part, done once. A float64 query would upcast the whole matrix (10x slower).
+        scores = self._mat[:n] @ np.asarray(query, dtype=np.float32)
         return [self._top(scores, n, limit, *window) for window in windows]
 
     def _top(
