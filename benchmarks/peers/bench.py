@@ -476,7 +476,7 @@ def options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ingest-budget",
         type=float,
-        default=300.0,
+        default=900.0,
         help="seconds of ingest per system; past it the store stops growing and is measured",
     )
     p.add_argument("--lme-questions", type=int, default=12)

@@ -100,7 +100,7 @@ class Memory:
     def _reembed(self) -> None:
         for batch in self._store.embed_texts():
             ids = [ident for ident, _ in batch]
-            texts = [text for _, text in batch]
+            texts = [msgs.embed_key(text) for _, text in batch]
             self._store.replace_vectors(
                 ids,
                 self.embedder.embed(texts),
@@ -213,8 +213,9 @@ class Memory:
         row.updated_at = datetime.now(UTC).timestamp()
         vector, ehash = None, None
         if text is not None:
-            ehash = msgs.embed_hash(self.embedder.name, row.index_text)
-            vector = self._vectors_for([row.index_text], [ehash])[0]
+            key = msgs.embed_key(row.index_text)
+            ehash = msgs.embed_hash(self.embedder.name, key)
+            vector = self._vectors_for([key], [ehash])[0]
         self._store.update(row, vector, ehash, _ACTOR)
         if text is not None:
             self._rekey(self._store.following(memory_id, self.tenant))
@@ -229,8 +230,9 @@ class Memory:
             row.scope, row.session_id, row.occurred_at, before_id=row.id
         )
         row.index_text = msgs.index_text_for(row.name, row.text, when, previous)
-        ehash = msgs.embed_hash(self.embedder.name, row.index_text)
-        self._store.reindex(row, self._vectors_for([row.index_text], [ehash])[0], ehash)
+        key = msgs.embed_key(row.index_text)
+        ehash = msgs.embed_hash(self.embedder.name, key)
+        self._store.reindex(row, self._vectors_for([key], [ehash])[0], ehash)
 
     def delete(self, memory_id: str) -> None:
         """Delete a memory for good: its text, vector, index entries and history content.

@@ -23,8 +23,10 @@ MessageInput = Mapping[str, Any] | str
 _STEP = timedelta(milliseconds=1)
 #: Separates a message's own text from the quoted turn before it in its index key.
 CONTEXT_MARK = "\n(after "
-#: How much of the previous turn a message is indexed with.
+#: How much of the previous turn a message is indexed with (lexical key).
 _CONTEXT_CHARS = 300
+#: How much of it the dense key keeps: every character is embedded, and costs ingest time.
+EMBED_CONTEXT_CHARS = 300
 _FIELDS = frozenset({"role", "content", "name", "timestamp", "metadata"})
 
 
@@ -95,22 +97,42 @@ def with_context(prepared: list[Prepared], previous: Row | None) -> list[Prepare
     for p in prepared:
         if previous is not None:
             p.row.index_text = _with_previous(p.row.index_text, previous)
-            p = Prepared(row=p.row, embed_text=p.row.index_text)
+            p = Prepared(row=p.row, embed_text=embed_key(p.row.index_text))
         out.append(p)
         previous = p.row
     return out
+
+
+def embed_key(index_text: str) -> str:
+    """The text embedded for a message: its index key with the quoted previous turn cut to its
+    last ``EMBED_CONTEXT_CHARS`` characters. A pure function of the index key, so adding,
+    correcting and re-embedding all give the same vector."""
+    own, mark, quoted = index_text.rpartition(CONTEXT_MARK)
+    if not mark:
+        return index_text
+    if EMBED_CONTEXT_CHARS <= 0:
+        return own
+    who, sep, tail = quoted.partition(": ")
+    if not sep:
+        who, tail = "", quoted
+    tail = tail.removesuffix(")")
+    return f"{own}{CONTEXT_MARK}{who}{sep}{_tail(tail, EMBED_CONTEXT_CHARS)})"
+
+
+def _tail(text: str, chars: int) -> str:
+    """The last ``chars`` characters of ``text``, from a word start, marked as cut."""
+    if len(text) <= chars:
+        return text
+    cut = text[-chars:]
+    return "…" + cut[cut.find(" ") + 1 :]
 
 
 def _with_previous(own: str, previous: Row) -> str:
     # The message's own text comes first so that an embedder truncating long input (MiniLM
     # reads 256 tokens) never loses it; only the end of the turn before is kept, since that is
     # what a reply answers ("...did you like it?" -> "Loved it!").
-    tail = previous.text
-    if len(tail) > _CONTEXT_CHARS:
-        cut = tail[-_CONTEXT_CHARS:]
-        tail = "…" + cut[cut.find(" ") + 1 :]
     who = f"{previous.name}: " if previous.name else ""
-    return f"{own}{CONTEXT_MARK}{who}{tail})"
+    return f"{own}{CONTEXT_MARK}{who}{_tail(previous.text, _CONTEXT_CHARS)})"
 
 
 def _prepare_one(
