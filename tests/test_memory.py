@@ -395,3 +395,47 @@ def test_relative_dates_use_the_speakers_own_clock(mem: Memory) -> None:
     record = mem.get(ident)
     assert record.occurred_at == datetime(2023, 5, 8, 23, 30, tzinfo=UTC)
     assert record.time_mentions[0].label() == "8 May 2023"
+
+
+def test_concurrent_searches_all_answer_and_pass_the_gate_one_at_a_time(
+    mem: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from engramdb import memory as memory_module
+
+    mem.add(
+        [{"role": "user", "content": f"note {i} about the garden and the lake"} for i in range(20)],
+        user_id="u1",
+        session_id="s1",
+    )
+    monkeypatch.setattr(memory_module, "_SEARCH_GATE", threading.BoundedSemaphore(1))
+    inside, most = 0, 0
+    count_lock = threading.Lock()
+    dense = mem._store.dense
+
+    def slow_dense(*args: object, **kwargs: object) -> object:
+        nonlocal inside, most
+        with count_lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.01)
+        with count_lock:
+            inside -= 1
+        return dense(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mem._store, "dense", slow_dense)
+    answers: list[int] = []
+
+    def client() -> None:
+        for _ in range(3):
+            answers.append(len(mem.search("garden lake", user_id="u1", limit=5)))
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [5] * 18
+    assert most == 1

@@ -88,11 +88,18 @@ def num(x: float | None) -> str:
     return f"{x:.2f}"
 
 
-def ratio(a: float | None, b: float | None) -> str:
+def ratio(a: float | None, b: float | None, higher: bool | None = None) -> str:
+    """``a ÷ b`` as a cell; with ``higher`` set, a peer that beats engramdb by over 2 % is named
+    in the cell, and results within 2 % are called a tie."""
     if a is None or b is None or b == 0 or (isinstance(a, float) and math.isnan(a)):
         return "—"
     r = a / b
-    return f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
+    cell = f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
+    if higher is None:
+        return cell
+    if abs(r - 1) <= 0.02:
+        return f"{cell} (tie)"
+    return cell if (r > 1) == higher else f"{cell} **peer better**"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -339,7 +346,8 @@ def build(results: Path, quick: bool, out_file: Path) -> tuple[str, dict[str, An
         rows = []
 
         def add_row(label: str, getter: Any) -> None:
-            cells = [ratio(getter(e), getter(docs[p])) for p in PEERS if p in docs]
+            higher = label.endswith("(higher)")
+            cells = [ratio(getter(e), getter(docs[p]), higher) for p in PEERS if p in docs]
             if all(cell == "—" for cell in cells):
                 return
             rows.append([label, *cells])
@@ -368,15 +376,14 @@ def build(results: Path, quick: bool, out_file: Path) -> tuple[str, dict[str, An
                 f"search p50, 8 threads, at {size_label(size)} (lower)",
                 lambda d, f=same: ((f(d) or {}).get("search_8") or {}).get("p50_ms"),
             )
-        add_row(
-            "disk per memory (lower)",
-            lambda d: (
-                (largest(d) or {}).get("disk_bytes", 0)
-                / max((largest(d) or {}).get("memories", 0), 1)
-                or None
-            ),
-        )
-        add_row("peak RSS (lower)", lambda d: (largest(d) or {}).get("peak_rss_mib"))
+            add_row(
+                f"disk at {size_label(size)} (lower)",
+                lambda d, f=same: (f(d) or {}).get("disk_bytes"),
+            )
+            add_row(
+                f"peak RSS at {size_label(size)} (lower)",
+                lambda d, f=same: (f(d) or {}).get("peak_rss_mib"),
+            )
         add_row(
             "cold start, first size measured (10k or the size reached) (lower)",
             lambda d: ((at_size(d, 10_000) or {}).get("cold_start") or {}).get("median"),
@@ -386,7 +393,9 @@ def build(results: Path, quick: bool, out_file: Path) -> tuple[str, dict[str, An
         w("")
         w(
             "A ratio compares only sizes both systems fully reached. Above 1× is better for "
-            "engramdb where higher is better, below 1× where lower is better."
+            "engramdb where higher is better, below 1× where lower is better; **peer better** "
+            "marks a row the peer wins by more than 2 %, (tie) one within 2 %. Peak RSS is the "
+            "whole process so far (model, store, 8-thread search) when the size was measured."
         )
 
     # --- plots and provenance
