@@ -119,16 +119,17 @@ def main() -> None:
         big = {s: largest(d) for s, d in scaled.items()}
         colors = [COLORS.get(s) for s in names]
         labels = [f"{LABEL[s]}\n({big[s]['memories']:,})" for s in names]
-        axes[0].bar(labels, [big[s]["disk_bytes"] / 2**20 for s in names], color=colors)
-        axes[0].set_title("disk, MiB (largest store measured)")
+        per_100k = [big[s]["disk_bytes"] / 2**20 * 100_000 / big[s]["memories"] for s in names]
+        axes[0].bar(labels, per_100k, color=colors)
+        axes[0].set_title("disk per 100k memories, MiB\n(size measured below; scaled linearly)")
         axes[1].bar(labels, [big[s].get("peak_rss_mib", 0) for s in names], color=colors)
-        axes[1].set_title("peak RSS, MiB (whole process)")
+        axes[1].set_title("peak RSS, MiB (whole process,\nat the size measured below)")
         cold = []
         for s in names:
             c = [p["cold_start"]["median"] for p in checkpoints(scaled[s]) if p.get("cold_start")]
             cold.append(c[0] if c and c[0] else 0)
         axes[2].bar([LABEL[s] for s in names], cold, color=colors)
-        axes[2].set_title("cold start: import + open + 1st query, s")
+        axes[2].set_title("cold start at 10k memories:\nimport + open + 1st query, s")
         for ax in axes:
             ax.tick_params(axis="x", labelsize=7)
             ax.grid(axis="y", alpha=0.3)
