@@ -11,7 +11,7 @@ import argparse
 import json
 import math
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,16 @@ def build(results: Path, quick: bool, out_file: Path) -> tuple[str, dict[str, An
         w("")
         w("**Quick smoke-test run (`--quick`): tiny sizes, not results.**")
     w("")
-    dates = sorted(d["date"] for d in docs.values())
+    # Each workload records when it ended and how long it took: the run spans all of them.
+    spans = [
+        (datetime.fromisoformat(wl["date"]) - timedelta(seconds=wl.get("wall_s", 0)), wl["date"])
+        for d in docs.values()
+        for wl in d.get("workloads", {}).values()
+        if isinstance(wl, dict) and "date" in wl
+    ]
+    dates = sorted([start.isoformat() for start, _ in spans] + [end for _, end in spans]) or sorted(
+        d["date"] for d in docs.values()
+    )
     any_doc = next(iter(docs.values()), {})
     m = any_doc.get("machine", {})
     w(
