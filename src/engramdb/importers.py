@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ImportFormatError
-from .pipeline.temporal import parse_timestamp
+from .temporal import parse_timestamp
 
 FORMATS = ("engramdb", "jsonl", "locomo", "longmemeval", "chatgpt")
 

@@ -18,11 +18,11 @@ from .backends.sqlite import SQLiteStore
 from .embedders import Embedder, resolve_embedder
 from .errors import EmbedderMismatch, InvalidFilter, InvalidInput, MemoryNotFound, MissingScope
 from .pipeline import messages as msgs
-from .pipeline.temporal import find_time_mentions, parse_timestamp
 from .retrieval.fuse import rrf
 from .retrieval.pack import pack
 from .retrieval.query import analyse
 from .retrieval.rerank import rerank
+from .temporal import find_time_mentions, parse_timestamp
 from .types import HistoryEntry, Hit, MemoryRecord, Page, Scope, Source, TimeMention
 
 _ACTOR = "api"

@@ -8,67 +8,17 @@ dominated search time at 10k memories (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import re
-import threading
-import unicodedata
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-import snowballstemmer
 
 from ..pipeline.messages import CONTEXT_MARK
-from ..retrieval.query import STOPWORDS
+from ..text import tokens
 
 K1 = 1.2
 B = 0.75
-_WORD = re.compile(r"\w+", re.UNICODE)
 _MIN_CAPACITY = 256
-
-
-class _Stemmer:
-    """Porter2 stems, memoised (the stemmer is slow; vocabularies are small)."""
-
-    def __init__(self) -> None:
-        self._stemmer = snowballstemmer.stemmer("english")
-        self.memo: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def stem(self, word: str) -> str:
-        found = self.memo.get(word)
-        if found is None:
-            with self._lock:
-                found = self._stemmer.stemWord(word)
-                if len(self.memo) > 500_000:
-                    self.memo.clear()
-                self.memo[word] = found
-        return found
-
-
-_STEMMER = _Stemmer()
-_STOP_STEMS = frozenset(_STEMMER.stem(w) for w in STOPWORDS) | STOPWORDS
-
-
-def _fold(text: str) -> str:
-    lowered = text.lower()
-    if lowered.isascii():  # the common case, and 10x cheaper than decomposing
-        return lowered
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def tokens(text: str) -> list[str]:
-    """Index terms of a text: lower-cased, accents removed, stemmed, stopwords dropped."""
-    memo, stem = _STEMMER.memo, _STEMMER.stem
-    out = []
-    for word in _WORD.findall(_fold(text)):
-        found = memo.get(word)
-        if found is None:
-            # Numbers, codes and ids have no stem, and stemming each new one costs ~50 us.
-            found = stem(word) if word.isalpha() else word
-        if found not in _STOP_STEMS:
-            out.append(found)
-    return out
 
 
 #: How much a word of the quoted previous turn counts against a word of the message itself: a

@@ -19,7 +19,7 @@ from typing import Any
 from .. import importers
 from ..embedders import Embedder, resolve_embedder
 from ..memory import Memory
-from ..pipeline.temporal import parse_timestamp
+from ..temporal import parse_timestamp
 from ..types import Hit
 from . import metrics as m
 from .baselines import Baselines, Doc

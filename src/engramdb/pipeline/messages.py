@@ -16,8 +16,8 @@ from typing import Any
 
 from ..backends.base import Row
 from ..errors import ContentTooLarge, EmptyContent, InvalidInput, UnknownRole
+from ..temporal import annotate, find_time_mentions, parse_timestamp
 from ..types import ROLES, Scope
-from .temporal import annotate, find_time_mentions, parse_timestamp
 
 MessageInput = Mapping[str, Any] | str
 _STEP = timedelta(milliseconds=1)

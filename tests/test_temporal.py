@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from engramdb import InvalidTimestamp
-from engramdb.pipeline.temporal import (
+from engramdb.temporal import (
     annotate,
     find_time_mentions,
     parse_query_time,

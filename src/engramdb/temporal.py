@@ -22,8 +22,8 @@ from typing import NamedTuple
 from dateutil.easter import easter
 from dateutil.relativedelta import relativedelta
 
-from ..errors import InvalidTimestamp
-from ..types import TimeMention
+from .errors import InvalidTimestamp
+from .types import TimeMention
 
 _Span = tuple[datetime, datetime]
 _Resolved = tuple[datetime, datetime, str]
