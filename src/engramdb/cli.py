@@ -1,61 +1,103 @@
 """The ``engram`` command: a thin shell over :class:`engramdb.Memory`.
 
-Errors from the library become one line on stderr and exit status 1; nothing below this module
-knows about the terminal.
+Errors from the library, and arguments that are not valid UTF-8, become one line on stderr and
+exit status 1; usage errors keep click's status 2. Text from the store is printed with its
+control characters escaped, so a stored memory cannot drive the terminal. Nothing below this
+module knows about the terminal.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from .errors import EngramError
 from .memory import Memory
+from .serialize import dumps, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 out = Console()
 err = Console(stderr=True)
 
 
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
+class _NotUTF8(Exception):
+    """A command-line argument held bytes that are not UTF-8 (Python decodes them to lone
+    surrogates, which the store and the embedders cannot take)."""
+
+    def __init__(self, param: str, value: str) -> None:
+        super().__init__(
+            f"argument {param} is not valid UTF-8 ({_as_bytes(value)}): give the text in "
+            "UTF-8 (is the terminal or the script in another encoding, e.g. Latin-1?)"
+        )
 
 
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(_jsonable(value), ensure_ascii=False, indent=2))
+def _as_bytes(value: str) -> str:
+    """How an argument looked on the command line: ``'caf\\xe9'`` rather than ``'caf\\udce9'``."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that did not come from undecodable bytes
+        return ascii(value)
+    return ascii(raw)[1:]
+
+
+def _check_utf8(ctx: click.Context) -> None:
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        # A path is bytes on POSIX: a file name that is not UTF-8 still names a real file.
+        if isinstance(value, str) and not isinstance(param.type, click.Path):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _NotUTF8(param.get_error_hint(ctx), value) from None
+
+
+def _fail(message: str) -> NoReturn:
+    line = printable(message.replace("\n", " "))
+    err.print(Text.assemble(("error:", "red"), " ", line), highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+class _Command(click.Command):
+    """Refuses arguments that are not UTF-8 before the library sees them."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _check_utf8(ctx)
+        return super().invoke(ctx)
 
 
 class _Group(click.Group):
-    """Turns library errors into one line and a non-zero exit."""
+    """Turns library errors and undecodable input into one line and exit status 1.
+
+    Any other exception is a bug and keeps its traceback.
+    """
+
+    command_class = _Command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            _check_utf8(ctx)
             return super().invoke(ctx)
-        except EngramError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            sys.exit(1)
-        except OSError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            sys.exit(1)
+        except (EngramError, OSError, _NotUTF8) as exc:
+            _fail(str(exc))
+        except UnicodeDecodeError as exc:  # a file that is not UTF-8
+            _fail(f"input is not valid UTF-8 ({exc}): convert it to UTF-8 first")
+        except UnicodeEncodeError as exc:
+            # Lone surrogates: text decoded from non-UTF-8 bytes (or JSON "\udce9" escapes).
+            if exc.reason != "surrogates not allowed":
+                raise
+            bad = ascii(exc.object[exc.start : exc.end])
+            _fail(f"input holds text that is not valid UTF-8 ({bad}): convert it to UTF-8 first")
 
 
 def _scope_options(fn: F) -> F:
@@ -86,6 +128,20 @@ def _memory(ctx: click.Context) -> Iterator[Memory]:
         yield mem
     finally:
         mem.close()
+
+
+def _cell(value: str | None) -> Text:
+    """A table cell showing stored text as it is: no markup, no control characters."""
+    return Text(printable(value or ""))
+
+
+def _id_column(ids: list[str]) -> Column:
+    """A column that shows whole ids, never cut or folded: they are what `engram show` takes."""
+    return Column("id", no_wrap=True, min_width=max((len(printable(i)) for i in ids), default=2))
+
+
+def _print_json(value: Any) -> None:
+    click.echo(dumps(value, indent=2))
 
 
 @main.command()
@@ -119,7 +175,7 @@ def add(
         message["timestamp"] = timestamp
     with _memory(ctx) as mem:
         for ident in mem.add([message], user_id=user_id, agent_id=agent_id, session_id=session_id):
-            click.echo(ident)
+            click.echo(printable(ident))
 
 
 @main.command()
@@ -144,22 +200,26 @@ def search(
     if as_json:
         _print_json(hits)
         return
-    table = Table("#", "when", "who", "text", "score", "id")
+    table = Table("#", "when", "who", "text", "score", _id_column([h.id for h in hits]))
     for rank, hit in enumerate(hits, start=1):
         table.add_row(
             str(rank),
             f"{hit.occurred_at:%Y-%m-%d %H:%M}",
-            hit.name or hit.role or "",
-            hit.text,
+            _cell(hit.name or hit.role),
+            _cell(hit.text),
             f"{hit.score:.4f}",
-            hit.id[:8],
+            _cell(hit.id),
         )
     out.print(table)
 
 
 @main.command()
 @_scope_options
-@click.option("--max-tokens", default=2000, show_default=True)
+@click.option(
+    "--max-tokens",
+    type=int,
+    help="Token budget (default: the context_tokens setting, ENGRAM_CONTEXT_TOKENS).",
+)
 @click.option("--as-of", help="Answer as if it were then (ISO 8601).")
 @click.argument("query")
 @click.pass_context
@@ -167,17 +227,16 @@ def context(
     ctx: click.Context,
     user_id: str | None,
     agent_id: str | None,
-    max_tokens: int,
+    max_tokens: int | None,
     as_of: str | None,
     query: str,
 ) -> None:
     """Print the context an LLM would get for a question."""
     with _memory(ctx) as mem:
-        click.echo(
-            mem.context(
-                query, user_id=user_id, agent_id=agent_id, max_tokens=max_tokens, as_of=as_of
-            )
+        text = mem.context(
+            query, user_id=user_id, agent_id=agent_id, max_tokens=max_tokens, as_of=as_of
         )
+    click.echo(printable(text))
 
 
 @main.command(name="list")
@@ -204,18 +263,18 @@ def list_(
     if as_json:
         _print_json(page)
         return
-    table = Table("id", "when", "session", "who", "text")
+    table = Table(_id_column([r.id for r in page.items]), "when", "session", "who", "text")
     for rec in page.items:
         table.add_row(
-            rec.id,
+            _cell(rec.id),
             f"{rec.occurred_at:%Y-%m-%d %H:%M}",
-            rec.session_id or "",
-            rec.name or rec.role or "",
-            rec.text,
+            _cell(rec.session_id),
+            _cell(rec.name or rec.role),
+            _cell(rec.text),
         )
     out.print(table)
     if page.next_cursor:
-        click.echo(f"more: --cursor {page.next_cursor}")
+        click.echo(f"more: --cursor {printable(page.next_cursor)}")
 
 
 @main.command()
@@ -251,18 +310,20 @@ def delete(
     yes: bool,
 ) -> None:
     """Delete one memory for good, or with --all every memory of a scope."""
+    if everything and memory_id:
+        raise click.UsageError("give a MEMORY_ID or --all, not both")
+    if not (everything or memory_id):
+        raise click.UsageError("give a MEMORY_ID, or --all with --user/--agent")
     with _memory(ctx) as mem:
-        if everything:
-            if not yes:
-                click.confirm(
-                    f"Delete every memory of user={user_id} agent={agent_id}?", abort=True
-                )
-            click.echo(f"deleted {mem.delete_all(user_id=user_id, agent_id=agent_id)}")
-        elif memory_id:
+        if memory_id:
             mem.delete(memory_id)
-            click.echo(f"deleted {memory_id}")
-        else:
-            raise click.UsageError("give a MEMORY_ID, or --all with --user/--agent")
+            click.echo(f"deleted {printable(memory_id)}")
+            return
+        if not yes:
+            click.confirm(
+                printable(f"Delete every memory of user={user_id} agent={agent_id}?"), abort=True
+            )
+        click.echo(f"deleted {mem.delete_all(user_id=user_id, agent_id=agent_id)}")
 
 
 @main.command(name="import")
@@ -280,8 +341,9 @@ def import_(
     ctx: click.Context, path: str, fmt: str, user_id: str | None, agent_id: str | None
 ) -> None:
     """Import messages: an engramdb export, JSONL messages, LoCoMo, LongMemEval or ChatGPT."""
+    total = _import_total(path, fmt)
     with _memory(ctx) as mem, _progress() as progress:
-        task = progress.add_task("importing", total=None)
+        task = progress.add_task("importing", total=total)
         count = mem.import_file(
             path,
             format=fmt,
@@ -289,7 +351,26 @@ def import_(
             agent_id=agent_id,
             progress=lambda n: progress.advance(task, n),
         )
-    click.echo(f"imported {count} new memories from {path}")
+    click.echo(f"imported {count} new memories from {printable(click.format_filename(path))}")
+
+
+def _import_total(path: str, fmt: str) -> int | None:
+    """How many messages a JSON-lines file holds: one a line, after an export's header.
+
+    The import reports progress in messages. LoCoMo, LongMemEval and ChatGPT files are one JSON
+    document whose messages can only be counted by parsing all of it, as the import does next:
+    they get no total rather than a second full parse. (JSON lines start with "{" and an export
+    with its header line, as importers.detect_format also tells them apart.)
+    """
+    if fmt not in ("auto", "jsonl", "engramdb"):
+        return None
+    with gzip.open(path) if Path(path).suffix == ".gz" else open(path, "rb") as fh:
+        if not fh.read(4096).lstrip().startswith(b"{"):  # a JSON document, not JSON lines
+            return None
+        fh.seek(0)
+        lines = (line for line in fh if line.strip())
+        header = b'"engramdb_export"' in next(lines, b"")
+        return sum(1 for _ in lines) + (0 if header else 1)
 
 
 @main.command()
@@ -322,14 +403,15 @@ def stats(ctx: click.Context) -> None:
     "--db",
     "demo_db",
     type=click.Path(dir_okay=False),
-    help="Demo store (default: demo.db beside the default store).",
+    help="Demo store, as the global --db (default: the global --db or ENGRAM_DB, else demo.db "
+    "beside the default store).",
 )
 @click.pass_context
 def demo(ctx: click.Context, demo_db: str | None) -> None:
     """Ingest a small sample conversation and answer a few questions from it."""
     from .demo import run_demo
 
-    run_demo(out, demo_db, ctx.obj["embedder"])
+    run_demo(out, demo_db or ctx.obj["db"], ctx.obj["embedder"])
 
 
 @main.command(name="eval")
@@ -395,6 +477,7 @@ def _progress() -> Iterator[Progress]:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # a pipe or log file gets no bar, not even a blank line
     )
     with progress:
         yield progress

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from .config import default_home
 from .memory import Memory
+from .serialize import printable
 
 
 def load_demo() -> dict[str, Any]:
@@ -22,7 +24,13 @@ def load_demo() -> dict[str, Any]:
 
 
 def run_demo(console: Console, path: str | None, embedder: str | None) -> None:
-    """Ingest the sample into a demo store (idempotent) and answer its questions."""
+    """Ingest the sample into a store (idempotent) and answer its questions.
+
+    Args:
+        console: where to print.
+        path: the store file; ``None``: ``demo.db`` beside the default store.
+        embedder: as for :class:`~engramdb.Memory`.
+    """
     data = load_demo()
     store = Path(path) if path else default_home() / "demo.db"
     user = data["user_id"]
@@ -40,7 +48,7 @@ def run_demo(console: Console, path: str | None, embedder: str | None) -> None:
             ]
             messages[0]["timestamp"] = session["date"]
             added += len(mem.add(messages, user_id=user, session_id=session["session_id"]))
-        console.print(f"[bold]engramdb demo[/bold] — store: {store}")
+        console.print(f"[bold]engramdb demo[/bold] — store: {_shown(str(store))}")
         console.print(
             f"{added} messages from {len(data['sessions'])} sessions "
             f"(adds are idempotent: running the demo again adds nothing)\n"
@@ -53,14 +61,19 @@ def _answer(console: Console, mem: Memory, user: str, question: str) -> None:
     hits = mem.search(question, user_id=user, limit=3)
     lines = []
     for hit in hits:
-        ref = ", ".join(str(s.metadata.get("turn", s.id[:8])) for s in hit.sources)
+        ref = _shown(", ".join(str(s.metadata.get("turn", s.id)) for s in hit.sources))
         when = f"{hit.occurred_at:%d %b %Y}"
-        notes = "; ".join(f"{m.text} = {m.label()}" for m in hit.time_mentions)
-        who = hit.name or hit.role
-        line = f"[cyan]{when}[/cyan] {who}: {hit.text}"
+        notes = _shown("; ".join(f"{m.text} = {m.label()}" for m in hit.time_mentions))
+        who = _shown(hit.name or hit.role or "")
+        line = f"[cyan]{when}[/cyan] {who}: {_shown(hit.text)}"
         if notes:
             line += f" [green]({notes})[/green]"
         lines.append(f"{line}  [dim]← {ref}[/dim]")
     console.print(
         Panel("\n".join(lines) or "nothing found", title=f"Q: {question}", title_align="left")
     )
+
+
+def _shown(text: str) -> str:
+    """Stored text for console markup: its brackets and control characters printed as such."""
+    return escape(printable(text))

