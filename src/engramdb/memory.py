@@ -8,6 +8,7 @@ refused here with a specific error before anything is written.
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -19,7 +20,6 @@ from . import results as res
 from .backends import Store, resolve_store
 from .embedders import Embedder, resolve_embedder
 from .errors import (
-    EmbedderError,
     EmbedderMismatch,
     InvalidFilter,
     InvalidInput,
@@ -36,6 +36,7 @@ from .temporal import find_time_mentions
 from .types import KINDS, HistoryEntry, Hit, MemoryRecord, Page, Scope
 from .validate import int_arg, metadata_arg, name_arg, text_arg
 
+log = logging.getLogger("engramdb")
 _ACTOR = "api"
 #: Most results one search or page returns.
 MAX_LIMIT = 1000
@@ -312,6 +313,9 @@ class Memory:
         if it were then: nothing later is returned, and time words in the query ("last week",
         "in May") are read relative to it. ``filters`` takes ``since``/``until`` (event time),
         ``kinds`` (list) and ``metadata`` (dict of equal values).
+
+        If the embedder fails on the query, the answer comes from the lexical index alone and
+        every hit says so in ``explain["degraded"]`` (the failure is logged too).
         """
         scope = self._scope("search", user_id, agent_id)
         text = text_arg(query, "search() query")
@@ -320,15 +324,25 @@ class Memory:
         flt = _filter(filters, name_arg(session_id, "search() session_id"), moment)
         # Embedding first and outside the search gate: a remote embedder waits on the network,
         # and the local one has its own lock.
-        try:
-            vector = self.embedder.embed_one(text)
-        except EmbedderError:
-            raise
-        except Exception as exc:
-            raise EmbedderError(f"the embedder failed on the query: {exc}") from exc
+        vector, degraded = self._query_vector(text)
         found = self._retriever.search(scope, text, vector, moment, limit, flt)
         sources = self._sources([row for row, _, _ in found])
-        return [res.hit(row, score, ranks, sources[row.id]) for row, score, ranks in found]
+        return [
+            res.hit(row, score, {**ranks, **degraded}, sources[row.id])
+            for row, score, ranks in found
+        ]
+
+    def _query_vector(self, text: str) -> tuple[Any, dict[str, str]]:
+        """The query's vector; with the embedder down, none, and a note for every hit: search
+        then answers from the lexical index alone rather than not at all."""
+        try:
+            return self.embedder.embed_one(text), {}
+        except Exception as exc:  # any embedder failure, local or remote
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "engramdb: the query could not be embedded (%s); lexical results only", error
+            )
+            return None, {"degraded": f"lexical only, the embedder failed: {error}"}
 
     def _sources(self, rows: Sequence[Row]) -> dict[str, builtins.list[Any]]:
         wanted = [s for r in rows for s in r.source_ids]

@@ -30,15 +30,17 @@ class CandidateSource(Protocol):
     """One way of finding candidates: named ranked lists for a query under a filter."""
 
     def candidates(
-        self, store: Store, scope: Scope, query: Query, vector: Vector, n: int, flt: Filter
-    ) -> dict[str, Scored]: ...
+        self, store: Store, scope: Scope, query: Query, vector: Vector | None, n: int, flt: Filter
+    ) -> dict[str, Scored]:
+        """Named candidate lists; ``vector`` is None when the query could not be embedded."""
+        ...
 
 
 class LexicalSource:
     """BM25 over the records' keys."""
 
     def candidates(
-        self, store: Store, scope: Scope, query: Query, vector: Vector, n: int, flt: Filter
+        self, store: Store, scope: Scope, query: Query, vector: Vector | None, n: int, flt: Filter
     ) -> dict[str, Scored]:
         if not query.terms:
             return {"lexical": []}
@@ -50,8 +52,10 @@ class DenseSource:
     one scan of the vectors serves both lists."""
 
     def candidates(
-        self, store: Store, scope: Scope, query: Query, vector: Vector, n: int, flt: Filter
+        self, store: Store, scope: Scope, query: Query, vector: Vector | None, n: int, flt: Filter
     ) -> dict[str, Scored]:
+        if vector is None:
+            return {}
         if query.time is None:
             return {"dense": store.dense(scope, vector, n, [flt])[0]}
         dense, timed = store.dense(scope, vector, n, [flt, narrow(flt, query.time)])
@@ -116,7 +120,7 @@ class Retriever:
         self,
         scope: Scope,
         text: str,
-        vector: Vector,
+        vector: Vector | None,
         moment: datetime,
         limit: int,
         flt: Filter,
