@@ -397,20 +397,18 @@ def test_relative_dates_use_the_speakers_own_clock(mem: Memory) -> None:
     assert record.time_mentions[0].label() == "8 May 2023"
 
 
-def test_concurrent_searches_all_answer_and_pass_the_gate_one_at_a_time(
-    mem: Memory, monkeypatch: pytest.MonkeyPatch
+def test_concurrent_searches_all_answer_and_pass_an_injected_gate_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
     import time
 
-    from engramdb import memory as memory_module
-
+    mem = Memory(tmp_path / "gate.db", embedder="test", search_gate=threading.BoundedSemaphore(1))
     mem.add(
         [{"role": "user", "content": f"note {i} about the garden and the lake"} for i in range(20)],
         user_id="u1",
         session_id="s1",
     )
-    monkeypatch.setattr(memory_module, "_SEARCH_GATE", threading.BoundedSemaphore(1))
     inside, most = 0, 0
     count_lock = threading.Lock()
     dense = mem._store.dense
@@ -437,5 +435,6 @@ def test_concurrent_searches_all_answer_and_pass_the_gate_one_at_a_time(
         t.start()
     for t in threads:
         t.join()
+    mem.close()
     assert answers == [5] * 18
     assert most == 1

@@ -1,55 +1,66 @@
-"""The :class:`Memory` facade: every door (library, CLI, server) goes through it."""
+"""The :class:`Memory` facade: every door (library, CLI, server) goes through it.
+
+It checks arguments and delegates: the ingest pipeline owns episode -> keys -> jobs -> vectors,
+the retriever owns candidates -> fusion -> rerank, the store owns storage. Every bad argument is
+refused here with a specific error before anything is written.
+"""
 
 from __future__ import annotations
 
 import builtins
-import os
-import threading
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
 from . import config
-from .backends.base import Filter, Row
-from .backends.sqlite import SQLiteStore
+from . import results as res
+from .backends import Store, resolve_store
 from .embedders import Embedder, resolve_embedder
-from .errors import EmbedderMismatch, InvalidFilter, InvalidInput, MemoryNotFound, MissingScope
+from .errors import (
+    EmbedderMismatch,
+    InvalidFilter,
+    InvalidInput,
+    MemoryNotFound,
+    MissingScope,
+)
 from .pipeline import messages as msgs
-from .retrieval.fuse import rrf
+from .pipeline.ingest import Ingest, ProcessReport
+from .pipeline.keys import own_key
+from .records import Filter, Keys, Row
 from .retrieval.pack import pack
-from .retrieval.query import analyse
-from .retrieval.rerank import rerank
-from .temporal import find_time_mentions, parse_timestamp
-from .types import HistoryEntry, Hit, MemoryRecord, Page, Scope, Source, TimeMention
+from .retrieval.retriever import Ranking, Retriever, default_gate
+from .temporal import find_time_mentions
+from .types import KINDS, HistoryEntry, Hit, MemoryRecord, Page, Scope
+from .validate import int_arg, metadata_arg, name_arg, text_arg
 
+log = logging.getLogger("engramdb")
 _ACTOR = "api"
-#: A question about a time window also matches what was said shortly after it ("yesterday I...").
-_TIME_SLACK = timedelta(days=2)
-#: Searches are CPU-bound (index scans, fusion, reranking in Python): more of them at once than
-#: half the cores only makes each wait for the others. On 2 cores, 8 client threads searching
-#: 10k memories got 64 searches/s without this gate and the embedder's run lock, 160-180 with
-#: them (1 thread: 155-200/s).
-_SEARCH_GATE = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
+#: Most results one search or page returns.
+MAX_LIMIT = 1000
 
 
 class Memory:
     """Long-term memory for agents: record conversations, search them, build context.
 
     Args:
-        path: the store file. ``None``: ``engram.db`` in ``ENGRAM_HOME`` or the user data
-            directory; ``":memory:"``: a throwaway in-memory store.
+        path: the store: a file path, ``"sqlite:///path"``, ``":memory:"`` (a throwaway store),
+            or ``None`` for ``engram.db`` in ``ENGRAM_HOME`` or the user data directory.
         embedder: ``"local"`` (default, bundled, offline), ``"openai:<model>"``, ``"test"`` or an
             :class:`~engramdb.embedders.Embedder` instance.
         reembed: when the store holds vectors of another embedder, re-embed every memory
             instead of refusing to open.
+        store: a :class:`~engramdb.backends.Store` instance to use instead of ``path``.
+        search_gate: bounds how many searches run their CPU work at once (default: one shared
+            gate per process, half the cores).
         **settings: any setting of :data:`engramdb.config.SETTINGS` (e.g. ``tenant``).
 
     Raises:
         EmbedderMismatch: the store was embedded with another model and ``reembed`` is False.
         StoreVersionError: the store was written by a newer engramdb.
+        StoreError: the store cannot be opened.
     """
 
     def __init__(
@@ -58,6 +69,8 @@ class Memory:
         *,
         embedder: str | Embedder | None = None,
         reembed: bool = False,
+        store: Store | None = None,
+        search_gate: AbstractContextManager[Any] | None = None,
         **settings: Any,
     ) -> None:
         if isinstance(embedder, str):
@@ -67,11 +80,24 @@ class Memory:
             embedder if isinstance(embedder, Embedder) else self.settings["embedder"]
         )
         self.tenant: str = self.settings["tenant"]
-        self.path = (
-            str(path) if path is not None else str(Path(self.settings["home"]) / "engram.db")
+        target: str | Path | Store = (
+            store
+            if store is not None
+            else (path if path is not None else Path(self.settings["home"]) / "engram.db")
         )
-        self._store = SQLiteStore(
-            self.path, dim=self.embedder.dim, synchronous=self.settings["synchronous"]
+        self._store = resolve_store(
+            target, dim=self.embedder.dim, synchronous=self.settings["synchronous"]
+        )
+        self.path = getattr(self._store, "path", self._store.url)
+        self._ingest = Ingest(self._store, self.embedder)
+        self._retriever = Retriever(
+            self._store,
+            Ranking(
+                candidates=self.settings["candidates"],
+                rrf_k=self.settings["rrf_k"],
+                weights={"lexical": self.settings["lexical_weight"]},
+            ),
+            search_gate if search_gate is not None else default_gate(),
         )
         try:
             self._check_embedder(reembed)
@@ -94,30 +120,25 @@ class Memory:
     def _check_embedder(self, reembed: bool) -> None:
         stored = self._store.get_meta("embedder")
         name = self.embedder.name
-        if stored is None:
-            self._store.set_meta("embedder", name)
-            self._store.set_meta("embedder_dim", str(self.embedder.dim))
-        elif stored != name:
-            if not reembed:
-                raise EmbedderMismatch(self.path, stored, name)
-            self._reembed()
-            self._store.set_meta("embedder", name)
-            self._store.set_meta("embedder_dim", str(self.embedder.dim))
+        if stored == name:
+            return
+        if stored is not None and not reembed:
+            raise EmbedderMismatch(self.path, stored, name)
+        with self._store.transaction() as tx:
+            if stored is not None:
+                tx.reset_vectors()
+            tx.set_meta("embedder", name)
+            tx.set_meta("embedder_dim", str(self.embedder.dim))
+        if stored is not None:
+            while self._ingest.process(None, 10_000).done:
+                pass
 
-    def _reembed(self) -> None:
-        for batch in self._store.embed_texts():
-            ids = [ident for ident, _ in batch]
-            texts = [msgs.embed_key(text) for _, text in batch]
-            self._store.replace_vectors(
-                ids,
-                self.embedder.embed(texts),
-                [msgs.embed_hash(self.embedder.name, t) for t in texts],
-            )
-
-    def _scope(self, operation: str, user_id: str | None, agent_id: str | None) -> Scope:
-        if not user_id and not agent_id:
+    def _scope(self, operation: str, user_id: object, agent_id: object) -> Scope:
+        user = name_arg(user_id, f"{operation}() user_id")
+        agent = name_arg(agent_id, f"{operation}() agent_id")
+        if not user and not agent:
             raise MissingScope(operation)
-        return Scope(self.tenant, user_id or None, agent_id or None)
+        return Scope(self.tenant, user, agent)
 
     # -- write ---------------------------------------------------------------------------------
 
@@ -132,135 +153,97 @@ class Memory:
     ) -> builtins.list[str]:
         """Record messages (one turn or a batch) durably; returns their ids in order.
 
-        A message is ``{"role", "content", "name"?, "timestamp"?, "metadata"?}`` or a plain string
-        (a user message). ``timestamp`` is when it happened (ISO 8601, datetime or epoch seconds;
-        naive means UTC; default: the previous message's in the batch, else now).
-        Relative dates in the content ("yesterday") are resolved
-        against it and kept. Adding a message identical to one already in the same session
-        (role, name, content and timestamp) stores nothing and returns the existing
-        id.
-        The whole batch is validated first and written in one transaction: on any error nothing
-        is stored.
+        A message is ``{"role", "content", "name"?, "timestamp"?, "metadata"?, "id"?}`` or a
+        plain string (a user message). ``timestamp`` is when it happened: ISO 8601 (naive means
+        UTC), an aware ``datetime``, a naive one (local time, as Python reads it) or epoch
+        seconds; default: the previous message's in the batch plus a millisecond, else now.
+        Relative dates in the content ("yesterday") are resolved against it on the speaker's
+        own clock and kept.
+
+        Identity: a message with an ``id`` is stored once under that id; one with a timestamp
+        is the same event as a stored one with the same session, role, name, content and
+        instant, and returns its id; one without either is always a new event.
+
+        The batch is validated first and its episodes are committed in one transaction before
+        anything is derived: on a bad message nothing is stored. Embedding follows; if the
+        embedder fails the episodes stay stored and searchable by their words, the failure is
+        logged and recorded, and :meth:`process` finishes the work.
 
         Raises:
             MissingScope, EmptyContent, UnknownRole, InvalidTimestamp, ContentTooLarge,
-            InvalidInput: what was wrong, with what to do.
+            IdConflict, InvalidInput: what was wrong, with what to do.
         """
         scope = self._scope("add", user_id, agent_id)
-        prepared = msgs.prepare(
+        session = name_arg(session_id, "add() session_id")
+        rows = msgs.prepare(
             msgs.normalise(messages),
             scope=scope,
-            session_id=session_id,
+            session_id=session,
             metadata=metadata,
             max_chars=self.settings["max_content_chars"],
             now=datetime.now(UTC),
         )
-        hashes = [p.row.content_hash for p in prepared]
-        previous = self._store.previous_message(
-            scope, session_id, prepared[0].row.occurred_at, exclude_hashes=hashes
-        )
-        prepared = msgs.with_context(prepared, previous)
-        known = self._store.existing(scope, [(session_id, h) for h in hashes])
-        fresh: dict[str, msgs.Prepared] = {}
-        for p in prepared:
-            if p.row.content_hash not in known and p.row.content_hash not in fresh:
-                fresh[p.row.content_hash] = p
-        self._write_new(list(fresh.values()))
-        ids = {**known, **{h: p.row.id for h, p in fresh.items()}}
-        return [ids[p.row.content_hash] for p in prepared]
-
-    def _write_new(self, prepared: builtins.list[msgs.Prepared]) -> None:
-        if not prepared:
-            return
-        hashes = [msgs.embed_hash(self.embedder.name, p.embed_text) for p in prepared]
-        vectors = self._vectors_for([p.embed_text for p in prepared], hashes)
-        self._store.insert([p.row for p in prepared], vectors, hashes, _ACTOR)
-
-    def _vectors_for(
-        self, texts: builtins.list[str], hashes: builtins.list[str]
-    ) -> np.ndarray[Any, Any]:
-        cached = self._store.cached_vectors(hashes)
-        todo = [i for i, h in enumerate(hashes) if h not in cached]
-        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
-        if todo:
-            out[todo] = self.embedder.embed([texts[i] for i in todo])
-        for i, h in enumerate(hashes):
-            if h in cached:
-                out[i] = cached[h]
-        return out
+        return [ident for ident, _ in self._ingest.add(rows, _ACTOR)]
 
     def update(
         self, memory_id: str, text: str | None = None, metadata: Mapping[str, Any] | None = None
     ) -> MemoryRecord:
         """Correct a memory's text and/or metadata; the previous version stays in history.
 
-        ``metadata`` is merged into the existing metadata; a key set to None is removed.
+        ``metadata`` is merged into the existing metadata; a key set to None is removed. The
+        turn after a corrected message is re-keyed in the same transaction (its key quoted the
+        old text).
 
         Raises:
             MemoryNotFound: no memory has this id.
-            InvalidInput: empty text or non-JSON metadata.
+            InvalidInput: empty, oversized or non-string text; non-JSON metadata.
         """
         row = self._row(memory_id)
+        if text is None and metadata is None:
+            raise InvalidInput("update() needs text=... and/or metadata=...: nothing to change")
         if text is not None:
-            if not text.strip():
-                raise InvalidInput(
-                    "update() text is empty: give the corrected text, or delete() the memory"
-                )
-            row.text = text
-            when = datetime.fromtimestamp(row.occurred_at, tz=UTC)
-            previous = self._store.previous_message(
-                row.scope, row.session_id, row.occurred_at, before_id=row.id
-            )
-            row.index_text = msgs.index_text_for(row.name, text, when, previous)
-            row.time_mentions = [msgs.mention_dict(m) for m in find_time_mentions(text, when)]
+            limit = self.settings["max_content_chars"]
+            row.text = text_arg(text, "update() text", max_chars=limit)
+            clock = msgs.speaker_clock(row.occurred_at, row.tz_offset)
+            row.keys = Keys(own=own_key(row.name, row.text, clock))
+            row.time_mentions = [msgs.mention_dict(m) for m in find_time_mentions(row.text, clock)]
         if metadata is not None:
-            merged = {**row.metadata, **metadata}
-            row.metadata = {k: v for k, v in merged.items() if v is not None}
-            msgs.check_json(0, row.metadata)
+            merged = {**row.metadata, **metadata_arg(metadata, "update() metadata")}
+            row.metadata = metadata_arg(
+                {k: v for k, v in merged.items() if v is not None}, "update() metadata"
+            )
         row.updated_at = datetime.now(UTC).timestamp()
-        vector, ehash = None, None
-        if text is not None:
-            key = msgs.embed_key(row.index_text)
-            ehash = msgs.embed_hash(self.embedder.name, key)
-            vector = self._vectors_for([key], [ehash])[0]
-        self._store.update(row, vector, ehash, _ACTOR)
-        if text is not None:
-            self._rekey(self._store.following(memory_id, self.tenant))
+        self._ingest.update(row, _ACTOR, text_changed=text is not None)
         return self.get(memory_id)
 
-    def _rekey(self, row: Row | None) -> None:
-        """Rebuild a message's index key after the turn before it changed or went away."""
-        if row is None:
-            return
-        when = datetime.fromtimestamp(row.occurred_at, tz=UTC)
-        previous = self._store.previous_message(
-            row.scope, row.session_id, row.occurred_at, before_id=row.id
-        )
-        row.index_text = msgs.index_text_for(row.name, row.text, when, previous)
-        key = msgs.embed_key(row.index_text)
-        ehash = msgs.embed_hash(self.embedder.name, key)
-        self._store.reindex(row, self._vectors_for([key], [ehash])[0], ehash)
-
     def delete(self, memory_id: str) -> None:
-        """Delete a memory for good: its text, vector, index entries and history content.
+        """Delete a memory for good: its text, keys, vector, jobs and history content.
+
+        The turn after it, whose key quoted it, is re-keyed in the same transaction.
 
         Raises:
             MemoryNotFound: no memory has this id.
         """
-        following = self._store.following(memory_id, self.tenant)
-        if self._store.delete([memory_id], self.tenant, _ACTOR) == 0:
-            raise MemoryNotFound(memory_id)
-        # The next turn's index key quoted the deleted one: rebuild it, or the text survives.
-        self._rekey(following)
+        self._ingest.delete(self.tenant, self._id(memory_id), _ACTOR)
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None) -> int:
         """Delete every memory of a scope for good; returns how many were deleted."""
-        return self._store.delete_scope(self._scope("delete_all", user_id, agent_id), _ACTOR)
+        return self._ingest.delete_scope(self._scope("delete_all", user_id, agent_id), _ACTOR)
+
+    def process(self, limit: int = 10_000) -> ProcessReport:
+        """Finish pending derived work (embedding) of this tenant, e.g. after the embedder was
+        down during an ``add``; returns what was done and what failed again."""
+        return self._ingest.process(self.tenant, int_arg(limit, "process() limit"))
 
     # -- read ----------------------------------------------------------------------------------
 
-    def _row(self, memory_id: str) -> Row:
-        rows = self._store.get([memory_id], self.tenant)
+    def _id(self, memory_id: object) -> str:
+        if not isinstance(memory_id, str) or not memory_id:
+            raise MemoryNotFound(memory_id)
+        return memory_id
+
+    def _row(self, memory_id: object) -> Row:
+        rows = self._store.get(self.tenant, [self._id(memory_id)])
         if not rows:
             raise MemoryNotFound(memory_id)
         return rows[0]
@@ -272,7 +255,7 @@ class Memory:
             MemoryNotFound: no memory has this id (in this tenant).
         """
         row = self._row(memory_id)
-        return _record(row, self._sources([row])[row.id])
+        return res.record(row, self._sources([row])[row.id])
 
     def list(
         self,
@@ -287,21 +270,20 @@ class Memory:
         """A page of a scope's memories in the order they were recorded.
 
         Pass the returned ``next_cursor`` as ``cursor`` to get the next page; it is None on the
-        last page.
+        last page. A cursor stays valid when memories are deleted meanwhile.
+
+        Raises:
+            InvalidCursor: the cursor is not the ``next_cursor`` of this listing.
         """
         scope = self._scope("list", user_id, agent_id)
-        if limit < 1:
-            raise InvalidInput(f"limit must be at least 1, got {limit}")
-        rows = self._store.list(
-            scope, session_id=session_id, kind=kind, limit=limit + 1, after=cursor
+        flt = Filter(
+            session_id=name_arg(session_id, "list() session_id"),
+            kinds=None if kind is None else (_kind(kind, "list() kind"),),
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
+        limit = int_arg(limit, "list() limit", maximum=MAX_LIMIT)
+        rows, next_cursor = self._store.list(scope, flt, limit, cursor)
         sources = self._sources(rows)
-        return Page(
-            items=[_record(r, sources[r.id]) for r in rows],
-            next_cursor=rows[-1].id if more else None,
-        )
+        return Page(items=[res.record(r, sources[r.id]) for r in rows], next_cursor=next_cursor)
 
     def history(self, memory_id: str) -> builtins.list[HistoryEntry]:
         """Every change of a memory, oldest first (content is redacted after a delete).
@@ -309,7 +291,7 @@ class Memory:
         Raises:
             MemoryNotFound: the id has no history in this tenant.
         """
-        entries = self._store.history(memory_id, self.tenant)
+        entries = self._store.history(self.tenant, self._id(memory_id))
         if not entries:
             raise MemoryNotFound(memory_id)
         return entries
@@ -331,66 +313,41 @@ class Memory:
         if it were then: nothing later is returned, and time words in the query ("last week",
         "in May") are read relative to it. ``filters`` takes ``since``/``until`` (event time),
         ``kinds`` (list) and ``metadata`` (dict of equal values).
+
+        If the embedder fails on the query, the answer comes from the lexical index alone and
+        every hit says so in ``explain["degraded"]`` (the failure is logged too).
         """
         scope = self._scope("search", user_id, agent_id)
-        if not query or not query.strip():
-            raise InvalidInput("search() query is empty: give the question to answer")
-        if limit < 1:
-            raise InvalidInput(f"limit must be at least 1, got {limit}")
-        moment = datetime.now(UTC) if as_of is None else parse_timestamp(as_of)
-        flt = _filter(filters, session_id, moment)
-        # Embedding first and outside the gate: a remote embedder waits on the network, and the
-        # local one has its own lock.
-        qvec = self.embedder.embed_one(query)
-        with _SEARCH_GATE:
-            q = analyse(query, moment)
-            n = max(self.settings["candidates"], limit)
-            windows = [flt] if q.time is None else [flt, _narrow(flt, q.time)]
-            dense = self._store.dense(scope, qvec, n, windows)
-            lists = {"lexical": self._store.lexical(scope, q.terms, n, flt), "dense": dense[0]}
-            if q.time is not None:
-                lists["time"] = dense[1]
-            weights = {"lexical": self.settings["lexical_weight"]}
-            fused = rrf(lists, self.settings["rrf_k"], weights)[: max(limit * 2, 50)]
-            rows = {r.id: r for r in self._store.get([f[0] for f in fused], self.tenant)}
-            return self._hits(rerank(query, q.time, fused, rows)[:limit], rows)
+        text = text_arg(query, "search() query")
+        limit = int_arg(limit, "search() limit", maximum=MAX_LIMIT)
+        moment = _moment(as_of)
+        flt = _filter(filters, name_arg(session_id, "search() session_id"), moment)
+        # Embedding first and outside the search gate: a remote embedder waits on the network,
+        # and the local one has its own lock.
+        vector, degraded = self._query_vector(text)
+        found = self._retriever.search(scope, text, vector, moment, limit, flt)
+        sources = self._sources([row for row, _, _ in found])
+        return [
+            res.hit(row, score, {**ranks, **degraded}, sources[row.id])
+            for row, score, ranks in found
+        ]
 
-    def _hits(
-        self, fused: builtins.list[tuple[str, float, dict[str, int]]], rows: dict[str, Row]
-    ) -> builtins.list[Hit]:
-        sources = self._sources([rows[f[0]] for f in fused])
-        hits = []
-        for ident, score, ranks in fused:
-            row = rows[ident]
-            record = _record(row, sources[ident])
-            hits.append(
-                Hit(
-                    id=ident,
-                    text=row.text,
-                    kind=row.kind,
-                    score=score,
-                    occurred_at=record.occurred_at,
-                    session_id=row.session_id,
-                    metadata=row.metadata,
-                    sources=record.sources,
-                    role=row.role,
-                    name=row.name,
-                    time_mentions=record.time_mentions,
-                    explain=ranks,
-                )
+    def _query_vector(self, text: str) -> tuple[Any, dict[str, str]]:
+        """The query's vector; with the embedder down, none, and a note for every hit: search
+        then answers from the lexical index alone rather than not at all."""
+        try:
+            return self.embedder.embed_one(text), {}
+        except Exception as exc:  # any embedder failure, local or remote
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "engramdb: the query could not be embedded (%s); lexical results only", error
             )
-        return hits
+            return None, {"degraded": f"lexical only, the embedder failed: {error}"}
 
-    def _sources(self, rows: Sequence[Row]) -> dict[str, builtins.list[Source]]:
+    def _sources(self, rows: Sequence[Row]) -> dict[str, builtins.list[Any]]:
         wanted = [s for r in rows for s in r.source_ids]
-        by_id = {r.id: r for r in self._store.get(wanted, self.tenant)} if wanted else {}
-        out: dict[str, builtins.list[Source]] = {}
-        for row in rows:
-            if row.kind == "message":
-                out[row.id] = [_source(row)]
-            else:
-                out[row.id] = [_source(by_id[s]) for s in row.source_ids if s in by_id]
-        return out
+        by_id = {r.id: r for r in self._store.get(self.tenant, wanted)} if wanted else {}
+        return res.sources_of(rows, by_id)
 
     def context(
         self,
@@ -404,11 +361,10 @@ class Memory:
         """What an LLM needs to answer ``query``: the best memories within ``max_tokens``.
 
         Memories are chosen by relevance and shown in time order, grouped by session, each with
-        the date it was said and any dates it mentions resolved to absolute ones.
+        the date and time it was said on the speaker's clock and any dates it mentions resolved.
         """
         budget = max_tokens if max_tokens is not None else self.settings["context_tokens"]
-        if budget < 1:
-            raise InvalidInput(f"max_tokens must be at least 1, got {budget}")
+        budget = int_arg(budget, "context() max_tokens")
         hits = self.search(query, user_id=user_id, agent_id=agent_id, limit=100, as_of=as_of)
         return pack(hits, budget)
 
@@ -429,19 +385,28 @@ class Memory:
         batch: int = 500,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Load records written by :meth:`export`, keeping ids and times; returns how many new."""
+        """Load records written by :meth:`export`, keeping ids, times and keys; returns how
+        many were new. Records already stored (same id, same content) are skipped, so an
+        interrupted import can be run again; the same ids may be imported into another tenant.
+
+        Raises:
+            ImportFormatError: a malformed record (says which).
+            IdConflict: an id already names a different memory of this tenant.
+        """
+        numbered = ((f"record {n}", r) for n, r in enumerate(records, start=1))
+        return self._import_export(numbered, batch, progress)
+
+    def _import_export(
+        self,
+        numbered: Iterable[tuple[str, Mapping[str, Any]]],
+        batch: int,
+        progress: Callable[[int], None] | None,
+    ) -> int:
         from .portable import rows_from_export
 
         added = 0
-        for rows in rows_from_export(records, self.tenant, batch):
-            fresh = [r for r in rows if not self._store.get([r.id], self.tenant)]
-            if not fresh:
-                continue
-            hashes = [msgs.embed_hash(self.embedder.name, r.index_text) for r in fresh]
-            self._store.insert(
-                fresh, self._vectors_for([r.index_text for r in fresh], hashes), hashes, "import"
-            )
-            added += len(fresh)
+        for rows in rows_from_export(numbered, self.tenant, batch):
+            added += self._ingest.import_rows(rows, "import")
             if progress is not None:
                 progress(len(rows))
         return added
@@ -461,7 +426,7 @@ class Memory:
         ``longmemeval``, ``chatgpt`` (a ChatGPT data export's conversations.json) or ``auto``.
         The given user/agent override the file's own; a file without scopes needs one. Each
         conversation is one transaction: an interrupted import can simply be run again, since
-        adds are idempotent.
+        messages with timestamps are recognised as already stored.
 
         Raises:
             ImportFormatError: the file is not in the format (says where and why).
@@ -471,26 +436,52 @@ class Memory:
 
         fmt = importers.detect_format(path) if format == "auto" else format
         if fmt == "engramdb":
-            return self.import_records(read_export(path), progress=progress)
-        before = self._store.stats(self.tenant)["memories"]
+            return self._import_export(read_export(path), 500, progress)
+        added = 0
         for conv in importers.read(path, fmt):
             uid = user_id or conv.user_id
             aid = agent_id or conv.agent_id
             if not (uid or aid):
                 raise MissingScope(f"import of {path}")
-            self.add(conv.messages, user_id=uid, agent_id=aid, session_id=conv.session_id)
+            rows = msgs.prepare(
+                msgs.normalise(conv.messages),
+                scope=self._scope("import", uid, aid),
+                session_id=name_arg(conv.session_id, "session id"),
+                metadata=None,
+                max_chars=self.settings["max_content_chars"],
+                now=datetime.now(UTC),
+            )
+            added += sum(created for _, created in self._ingest.add(rows, "import"))
             if progress is not None:
                 progress(len(conv.messages))
-        return int(self._store.stats(self.tenant)["memories"]) - int(before)
+        return added
 
     def stats(self) -> dict[str, Any]:
-        """Counts, sizes and the embedder of the store."""
+        """Counts, sizes, pending work and the embedder of the store."""
         return {**self._store.stats(self.tenant), "embedder": self.embedder.name}
 
 
-def _filter(filters: Mapping[str, Any] | None, session_id: str | None, as_of: datetime) -> Filter:
-    filters = dict(filters or {})
-    unknown = sorted(set(filters) - {"since", "until", "kinds", "metadata"})
+def _moment(as_of: object) -> datetime:
+    if as_of is None:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(msgs.timestamp_arg(as_of, "search() as_of"), tz=UTC)
+
+
+def _kind(value: object, where: str) -> str:
+    if not isinstance(value, str) or value not in KINDS:
+        raise InvalidFilter(f"{where} {value!r:.40} is not a kind: use one of {', '.join(KINDS)}")
+    return value
+
+
+def _filter(filters: object, session_id: str | None, as_of: datetime) -> Filter:
+    if filters is None:
+        filters = {}
+    if not isinstance(filters, Mapping):
+        raise InvalidFilter(
+            f"filters must be a dict, got {type(filters).__name__}: e.g. "
+            "filters={'since': '2024-01-01', 'metadata': {'topic': 'work'}}"
+        )
+    unknown = sorted(str(k) for k in set(filters) - {"since", "until", "kinds", "metadata"})
     if unknown:
         raise InvalidFilter(
             f"unknown filter(s) {', '.join(unknown)}: use since, until, kinds "
@@ -498,72 +489,21 @@ def _filter(filters: Mapping[str, Any] | None, session_id: str | None, as_of: da
         )
     until = as_of.timestamp() + 1e-3  # as_of itself is included
     if filters.get("until") is not None:
-        until = min(until, parse_timestamp(filters["until"]).timestamp())
-    since = None if filters.get("since") is None else parse_timestamp(filters["since"]).timestamp()
-    meta = filters.get("metadata") or {}
-    if not isinstance(meta, Mapping):
-        raise InvalidFilter("filters['metadata'] must be a dict of key: value")
+        until = min(until, msgs.timestamp_arg(filters["until"], "filters['until']"))
+    since = filters.get("since")
     kinds = filters.get("kinds")
     if isinstance(kinds, str):
         kinds = [kinds]
+    if kinds is not None and not isinstance(kinds, (list, tuple)):
+        raise InvalidFilter(f"filters['kinds'] must be a list of kinds: {', '.join(KINDS)}")
+    meta = filters.get("metadata")
+    if meta is not None and not isinstance(meta, Mapping):
+        raise InvalidFilter("filters['metadata'] must be a dict of key: value")
+    meta = metadata_arg(meta, "filters['metadata']")
     return Filter(
-        since=since,
+        since=None if since is None else msgs.timestamp_arg(since, "filters['since']"),
         until=until,
         session_id=session_id,
-        kinds=tuple(kinds) if kinds else None,
+        kinds=None if kinds is None else tuple(_kind(k, "filters['kinds']") for k in kinds),
         metadata=tuple(sorted(meta.items())),
-    )
-
-
-def _narrow(flt: Filter, window: TimeMention) -> Filter:
-    since = window.start.timestamp()
-    until = (window.end + _TIME_SLACK).timestamp()
-    return Filter(
-        since=max(since, flt.since or since),
-        until=min(until, flt.until or until),
-        session_id=flt.session_id,
-        kinds=flt.kinds,
-        metadata=flt.metadata,
-    )
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def _mention(d: Mapping[str, Any]) -> TimeMention:
-    return TimeMention(
-        text=d["text"],
-        start=datetime.fromisoformat(d["start"]),
-        end=datetime.fromisoformat(d["end"]),
-        granularity=d["granularity"],
-    )
-
-
-def _source(row: Row) -> Source:
-    return Source(
-        id=row.id,
-        role=row.role or "",
-        name=row.name,
-        occurred_at=_dt(row.occurred_at),
-        session_id=row.session_id,
-        metadata=row.metadata,
-    )
-
-
-def _record(row: Row, sources: builtins.list[Source]) -> MemoryRecord:
-    return MemoryRecord(
-        id=row.id,
-        kind=row.kind,
-        text=row.text,
-        scope=row.scope,
-        session_id=row.session_id,
-        role=row.role,
-        name=row.name,
-        occurred_at=_dt(row.occurred_at),
-        recorded_at=_dt(row.recorded_at),
-        updated_at=_dt(row.updated_at),
-        metadata=row.metadata,
-        time_mentions=[_mention(m) for m in row.time_mentions],
-        sources=sources,
     )

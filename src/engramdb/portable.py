@@ -1,12 +1,15 @@
-"""The lossless export format: JSON lines, one memory each, after a header line.
+"""The lossless export format: JSON lines, one record each, after a header line.
 
 ```
-{"engramdb_export": 1, "embedder": "local:...", "exported_at": "..."}
-{"id": "...", "kind": "message", "user_id": "...", "text": "...", "occurred_at": "...", ...}
+{"engramdb_export": 2, "embedder": "local:...", "exported_at": "..."}
+{"id": "...", "kind": "message", "user_id": "...", "text": "...", "occurred_at": "...",
+ "keys": {"own": "...", "context_name": "...", "context": "..."}, ...}
 ```
 
-Vectors are not exported: they are derived data, recomputed on import (and the target store may
-use another embedder). Everything else round-trips, ids and times included.
+Vectors are not exported: they are derived data, recomputed on import from the exported keys,
+which are the keys ``add`` built, so an import finds what the original store found. Everything
+else round-trips, ids, times, the speaker's offset and identity included. Format 1 (one
+``index_text`` string) is still read.
 """
 
 from __future__ import annotations
@@ -17,21 +20,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .backends.base import Row
-from .errors import ImportFormatError
+from .errors import ImportFormatError, InvalidInput
 from .importers import json_lines
-from .types import Scope
+from .records import Keys, Row
+from .types import KINDS, ROLES, Scope
+from .validate import metadata_arg, name_arg, text_arg
 
-FORMAT_VERSION = 1
-_REQUIRED = ("id", "kind", "text", "occurred_at", "content_hash", "index_text")
+FORMAT_VERSION = 2
+_READS = (1, 2)
+_OLD_MARK = "\n(after "
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat()
-
-
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
 
 
 def row_to_dict(row: Row) -> dict[str, Any]:
@@ -45,13 +46,18 @@ def row_to_dict(row: Row) -> dict[str, Any]:
         "role": row.role,
         "name": row.name,
         "text": row.text,
-        "index_text": row.index_text,
+        "keys": {
+            "own": row.keys.own,
+            "context_name": row.keys.context_name,
+            "context": row.keys.context_text,
+        },
         "occurred_at": _iso(row.occurred_at),
+        "tz_offset": row.tz_offset,
         "recorded_at": _iso(row.recorded_at),
         "updated_at": _iso(row.updated_at),
         "metadata": row.metadata,
         "time_mentions": row.time_mentions,
-        "content_hash": row.content_hash,
+        "dedupe_key": row.dedupe_key,
         "sources": row.source_ids,
     }
 
@@ -77,48 +83,123 @@ def is_export_header(record: Mapping[str, Any]) -> bool:
 
 
 def row_from_dict(record: Mapping[str, Any], tenant: str, where: str) -> Row:
-    """An export record back into a row (``where`` names it in errors)."""
-    missing = [k for k in _REQUIRED if k not in record]
-    if missing:
-        raise ImportFormatError(f"{where}: export record lacks {', '.join(missing)}")
-    if not (record.get("user_id") or record.get("agent_id")):
-        raise ImportFormatError(f"{where}: export record has neither user_id nor agent_id")
+    """An export record back into a row, every field checked (``where`` names it in errors)."""
     try:
-        return Row(
-            id=str(record["id"]),
-            scope=Scope(tenant, record.get("user_id"), record.get("agent_id")),
-            kind=str(record["kind"]),
-            session_id=record.get("session_id"),
-            role=record.get("role"),
-            name=record.get("name"),
-            text=str(record["text"]),
-            occurred_at=_ts(record["occurred_at"]),
-            recorded_at=_ts(record.get("recorded_at") or record["occurred_at"]),
-            updated_at=_ts(record.get("updated_at") or record["occurred_at"]),
-            metadata=dict(record.get("metadata") or {}),
-            time_mentions=list(record.get("time_mentions") or []),
-            content_hash=str(record["content_hash"]),
-            index_text=str(record["index_text"]),
-            source_ids=[str(s) for s in record.get("sources") or []],
-        )
-    except (TypeError, ValueError) as exc:
-        raise ImportFormatError(f"{where}: malformed export record ({exc})") from exc
+        return _row(record, tenant)
+    except (InvalidInput, KeyError, TypeError, ValueError, OverflowError) as exc:
+        detail = f"lacks {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ImportFormatError(f"{where}: malformed export record ({detail})") from exc
+
+
+def _row(record: Mapping[str, Any], tenant: str) -> Row:
+    user = name_arg(record.get("user_id"), "user_id")
+    agent = name_arg(record.get("agent_id"), "agent_id")
+    if not (user or agent):
+        raise ValueError("neither user_id nor agent_id")
+    kind = record["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r:.40} is not one of {', '.join(KINDS)}")
+    role = record.get("role")
+    if role is not None and role not in ROLES:
+        raise ValueError(f"role {role!r:.40} is not one of {', '.join(ROLES)}")
+    text = text_arg(record["text"], "text")
+    occurred = _ts(record["occurred_at"], "occurred_at")
+    offset = record.get("tz_offset")
+    if offset is not None and (
+        isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) >= 86_400
+    ):
+        raise ValueError(f"tz_offset {offset!r:.40} is not seconds within a day")
+    dedupe = record.get("dedupe_key")
+    if dedupe is not None and not isinstance(dedupe, str):
+        raise ValueError("dedupe_key must be a string")
+    sources = record.get("sources") or []
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise ValueError("sources must be a list of ids")
+    return Row(
+        id=str(name_arg(record["id"], "id")),
+        scope=Scope(tenant, user, agent),
+        kind=kind,
+        session_id=name_arg(record.get("session_id"), "session_id"),
+        role=role,
+        name=name_arg(record.get("name"), "name"),
+        text=text,
+        occurred_at=occurred,
+        tz_offset=offset,
+        recorded_at=_ts(record.get("recorded_at") or record["occurred_at"], "recorded_at"),
+        updated_at=_ts(record.get("updated_at") or record["occurred_at"], "updated_at"),
+        metadata=metadata_arg(record.get("metadata"), "metadata"),
+        time_mentions=_mentions(record.get("time_mentions")),
+        keys=_keys(record),
+        dedupe_key=dedupe,
+        source_ids=list(sources),
+    )
+
+
+def _ts(value: object, field: str) -> float:
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be an ISO 8601 string")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _mentions(value: object) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("time_mentions must be a list")
+    out = []
+    for m in value:
+        if not isinstance(m, dict) or set(m) != {"text", "start", "end", "granularity"}:
+            raise ValueError("a time mention needs text, start, end and granularity")
+        datetime.fromisoformat(m["start"]), datetime.fromisoformat(m["end"])
+        out.append(dict(m))
+    return out
+
+
+def _keys(record: Mapping[str, Any]) -> Keys:
+    keys = record.get("keys")
+    if keys is None:  # format 1: one string, the quoted turn after a marker
+        own, mark, quoted = str(record["index_text"]).rpartition(_OLD_MARK)
+        if not mark:
+            return Keys(own=str(record["index_text"]))
+        who, sep, rest = quoted.removesuffix(")").partition(": ")
+        return Keys(own, who, rest) if sep else Keys(own, None, who)
+    if not isinstance(keys, dict) or not isinstance(keys.get("own"), str):
+        raise ValueError("keys must be an object with own, context_name and context")
+    name, context = keys.get("context_name"), keys.get("context") or ""
+    if (name is not None and not isinstance(name, str)) or not isinstance(context, str):
+        raise ValueError("keys.context_name and keys.context must be strings")
+    return Keys(own=keys["own"], context_name=name, context_text=context)
 
 
 def rows_from_export(
-    records: Iterable[Mapping[str, Any]], tenant: str, batch: int
+    records: Iterable[tuple[str, Mapping[str, Any]]], tenant: str, batch: int
 ) -> Iterator[list[Row]]:
-    """Batches of rows from export records (the header, if present, is skipped)."""
+    """Batches of rows from (where, export record) pairs; ``where`` names a record in errors
+    (``file:line``). The header, if present, is skipped.
+
+    Raises:
+        ImportFormatError: a malformed record, an unknown format version, or an id given twice.
+    """
     pending: list[Row] = []
-    for number, record in enumerate(records, start=1):
+    seen: set[str] = set()
+    for where, record in records:
+        if not isinstance(record, Mapping):
+            raise ImportFormatError(f"{where}: not a JSON object")
         if is_export_header(record):
-            if record["engramdb_export"] != FORMAT_VERSION:
+            if record["engramdb_export"] not in _READS:
                 raise ImportFormatError(
-                    f"export format {record['engramdb_export']} is not supported by this "
-                    f"engramdb (it reads format {FORMAT_VERSION}): upgrade engramdb"
+                    f"export format {record['engramdb_export']!r:.20} is not supported by this "
+                    f"engramdb (it reads formats {', '.join(map(str, _READS))}): upgrade engramdb"
                 )
             continue
-        pending.append(row_from_dict(record, tenant, f"record {number}"))
+        row = row_from_dict(record, tenant, where)
+        if row.id in seen:
+            raise ImportFormatError(f"{where}: id {row.id!r:.60} appears twice in the export")
+        seen.add(row.id)
+        pending.append(row)
         if len(pending) >= batch:
             yield pending
             pending = []
@@ -126,12 +207,14 @@ def rows_from_export(
         yield pending
 
 
-def read_export(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The records of an export file, checking that it is one."""
+def read_export(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``file:line``, record) for every record of an export file, checking that it is one."""
+    first = True
     for number, record in json_lines(path):
-        if number == 1 and not is_export_header(record):
+        if first and not is_export_header(record):
             raise ImportFormatError(
                 f"{path}: not an engramdb export (the first line must be its header); "
                 "try --format jsonl"
             )
-        yield record
+        first = False
+        yield f"{path}:{number}", record

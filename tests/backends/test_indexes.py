@@ -1,11 +1,21 @@
-"""The derived in-memory indexes: BM25 postings and the dense matrix."""
+"""The derived in-memory indexes: BM25 postings and the dense matrix, filtered by masks."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from engramdb.backends.lexical import LexicalSet, tokens
+from engramdb.backends.lexical import LexicalSet
+from engramdb.backends.positions import Window
 from engramdb.backends.vectors import VectorSet
+from engramdb.text import tokens
+
+ALL = Window()
+
+
+def _doc(ident: str, rid: int, when: float, own: str, quoted: str = "", kind: int = 0) -> tuple:
+    return (ident, rid, when, kind, own, quoted)
 
 
 def test_tokens_stem_fold_accents_and_drop_stopwords() -> None:
@@ -16,25 +26,65 @@ def test_bm25_prefers_rare_terms_and_own_words_over_quoted_ones() -> None:
     lex = LexicalSet()
     lex.add(
         [
-            ("a", 1.0, "I love pottery class"),
-            ("b", 2.0, "Sounds fun!\n(after Ana: I love pottery class)"),
-            ("c", 3.0, "class schedule for the week"),
+            _doc("a", 1, 1.0, "I love pottery class"),
+            _doc("b", 2, 2.0, "Sounds fun!", "Ana I love pottery class"),
+            _doc("c", 3, 3.0, "class schedule for the week"),
         ]
     )
-    ranked = [i for i, _ in lex.search("pottery class", 10, None, None, None)]
+    ranked = [i for i, _ in lex.search("pottery class", 10, ALL)]
     assert ranked[:2] == ["a", "b"]
     assert set(ranked) == {"a", "b", "c"}
 
 
-def test_bm25_respects_time_window_allowed_set_and_removal() -> None:
+def test_bm25_respects_time_kinds_rows_and_removal() -> None:
     lex = LexicalSet()
-    lex.add([(f"m{i}", float(i), f"note {i} about kayaks") for i in range(10)])
-    window = [i for i, _ in lex.search("kayak", 10, 3.0, 6.0, None)]
+    lex.add(
+        [_doc(f"m{i}", 100 + i, float(i), f"note {i} about kayaks", kind=i % 2) for i in range(10)]
+    )
+    window = [i for i, _ in lex.search("kayak", 10, Window(since=3.0, until=6.0))]
     assert sorted(window) == ["m3", "m4", "m5"]
-    assert [i for i, _ in lex.search("kayak", 10, None, None, {"m7"})] == ["m7"]
+    rows = Window(rids=np.array([107], dtype=np.int64))
+    assert [i for i, _ in lex.search("kayak", 10, rows)] == ["m7"]
+    odd = {i for i, _ in lex.search("kayak", 10, Window(kinds=(1,)))}
+    assert odd == {f"m{i}" for i in range(1, 10, 2)}
     lex.remove(["m7"])
-    assert "m7" not in [i for i, _ in lex.search("kayak", 10, None, None, None)]
-    assert lex.search("unrelated", 10, None, None, None) == []
+    assert "m7" not in [i for i, _ in lex.search("kayak", 10, ALL)]
+    assert lex.search("unrelated", 10, ALL) == []
+
+
+def test_bm25_posting_arrays_never_miss_a_later_append() -> None:
+    lex = LexicalSet()
+    lex.add([_doc("a", 1, 1.0, "kayak trip")])
+    assert [i for i, _ in lex.search("kayak", 10, ALL)] == ["a"]  # caches the posting array
+    lex.add([_doc("b", 2, 2.0, "kayak again")])
+    assert {i for i, _ in lex.search("kayak", 10, ALL)} == {"a", "b"}
+
+
+def test_bm25_search_during_appends_sees_a_consistent_index() -> None:
+    lex = LexicalSet()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        for i in range(3000):
+            lex.add([_doc(f"w{i}", i + 1, float(i), f"kayak note {i}")])
+        stop.set()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                found = lex.search("kayak", 5, ALL)
+                assert len(found) <= 5
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(lex.search("kayak", 5000, ALL)) == 3000
 
 
 def test_vector_set_grows_replaces_and_filters() -> None:
@@ -42,10 +92,13 @@ def test_vector_set_grows_replaces_and_filters() -> None:
     vecs = rng.normal(size=(600, 8)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     vs = VectorSet(8)
-    vs.add([f"v{i}" for i in range(600)], np.arange(600, dtype=np.float64), vecs)
-    (best, score), *_ = vs.search(vecs[42], 3, None, None, None)
+    vs.add([(f"v{i}", i + 1, float(i), 0) for i in range(600)], vecs)
+    (best, score), *_ = vs.search_many(vecs[42], 3, [ALL])[0]
     assert best == "v42" and abs(score - 1.0) < 1e-5
-    vs.add(["v42"], np.array([42.0]), -vecs[42:43])  # replaced: now the opposite direction
-    assert vs.search(vecs[42], 1, None, None, None)[0][0] != "v42"
+    vs.add([("v42", 43, 42.0, 0)], -vecs[42:43])  # replaced: now the opposite direction
+    assert vs.search_many(vecs[42], 1, [ALL])[0][0][0] != "v42"
     assert len(vs) == 600
-    assert all(100 <= int(i[1:]) < 200 for i, _ in vs.search(vecs[0], 50, 100.0, 200.0, None))
+    window = Window(since=100.0, until=200.0)
+    assert all(100 <= int(i[1:]) < 200 for i, _ in vs.search_many(vecs[0], 50, [window])[0])
+    full, timed = vs.search_many(vecs[0], 5, [ALL, window])
+    assert full[0][0] == "v0" and timed[0][0] != "v0"

@@ -1,155 +1,122 @@
 """The storage contract every backend implements.
 
-The facade (:class:`engramdb.Memory`) validates, embeds and ranks; a backend only stores rows and
-answers candidate queries inside one scope. Keep this protocol small: a new backend (PostgreSQL)
-implements exactly these methods and passes the same contract tests.
+A backend stores records, their vectors, jobs and history, and answers candidate queries inside
+one scope; it never validates, embeds or ranks (the write path and the read path do). Every call
+is scoped by tenant, directly or through a :class:`~engramdb.types.Scope`: no call reaches
+another tenant's data. Writes happen inside :meth:`Store.transaction`, one unit of work that
+commits whole or not at all; reads never wait for a write. ``tests/backends`` is the contract
+suite: a new backend (PostgreSQL) passes it unchanged.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
+from ..records import Filter, Job, Keys, Row, Scored, Vector
 from ..types import HistoryEntry, Scope
 
-Vector = npt.NDArray[np.float32]
 
+class Transaction(Protocol):
+    """One unit of work on a store. Reads inside it see its own writes."""
 
-@dataclass
-class Row:
-    """A memory as stored. Times are epoch seconds (UTC)."""
+    def insert(self, rows: Sequence[Row], actor: str) -> builtins.list[tuple[str, bool]]:
+        """Store new records with 'create' history and an 'embed' job each.
 
-    id: str
-    scope: Scope
-    kind: str
-    session_id: str | None
-    role: str | None
-    name: str | None
-    text: str
-    occurred_at: float
-    recorded_at: float
-    updated_at: float
-    metadata: dict[str, Any]
-    time_mentions: builtins.list[dict[str, Any]]
-    content_hash: str
-    index_text: str = ""
-    source_ids: builtins.list[str] = field(default_factory=list)
+        A row whose ``dedupe_key`` or id is already stored in its scope is not written again:
+        for each row, the id it is stored under and whether it was new.
 
+        Raises:
+            IdConflict: a row's id names a record of another scope, or one with other content.
+        """
 
-@dataclass(frozen=True)
-class Filter:
-    """Restrictions applied inside candidate search (all optional, all ANDed).
+    def get(self, tenant: str, ids: Sequence[str]) -> builtins.list[Row]:
+        """Records by id, as this transaction sees them."""
 
-    ``since``/``until`` bound the event time (``until`` is exclusive); ``metadata`` is equality on
-    top-level keys of the record's metadata.
-    """
+    def previous(self, scope: Scope, session_id: str | None, at: float) -> Row | None:
+        """The last message of a session that happened before ``at``."""
 
-    since: float | None = None
-    until: float | None = None
-    session_id: str | None = None
-    kinds: tuple[str, ...] | None = None
-    metadata: tuple[tuple[str, Any], ...] = ()
+    def neighbours(self, tenant: str, memory_id: str) -> tuple[Row | None, Row | None]:
+        """The messages just before and just after a message in its session."""
 
+    def update(self, row: Row, actor: str) -> None:
+        """Replace a record's text, metadata, mentions and keys, with 'update' history."""
 
-Scored = list[tuple[str, float]]
+    def set_keys(self, tenant: str, memory_id: str, keys: Keys) -> None:
+        """Replace a record's keys (derived data: no history); its vector becomes stale."""
 
+    def stale(self, tenant: str, ids: Sequence[str]) -> None:
+        """Drop the vectors of records and queue their re-embedding."""
 
-class Store(Protocol):
-    """Durable storage of memories, their vectors, lexical index and history."""
+    def delete(self, tenant: str, ids: Sequence[str], actor: str) -> int:
+        """Purge records with their vectors, keys, jobs and history content; how many."""
 
-    path: str
+    def delete_scope(self, scope: Scope, actor: str) -> builtins.list[str]:
+        """Purge every record of a scope; the ids purged."""
 
-    def get_meta(self, key: str) -> str | None:
-        """A store-level setting (schema version, embedder name), or None."""
+    def put_vectors(self, tenant: str, items: Sequence[tuple[str, Keys, str, Vector]]) -> int:
+        """Store (id, keys embedded, embed hash, vector) and finish those records' embed jobs,
+        for records whose keys are still the ones embedded (a vector of keys that changed
+        meanwhile is dropped: its record stays pending); how many were stored."""
+
+    def fail_jobs(self, tenant: str, ids: Sequence[str], error: str) -> None:
+        """Record a failed attempt of these records' embed jobs (they stay pending)."""
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a store-level setting."""
 
-    def existing(self, scope: Scope, keys: Sequence[tuple[str | None, str]]) -> dict[str, str]:
-        """Which ``(session_id, content_hash)`` pairs are stored: content_hash → memory id."""
+    def reset_vectors(self) -> int:
+        """Drop every vector and queue every record for embedding (a new model); how many."""
 
-    def cached_vectors(self, embed_hashes: Sequence[str]) -> dict[str, Vector]:
-        """Vectors already computed for these embedded-text hashes (an embedding cache)."""
 
-    def insert(
-        self, rows: Sequence[Row], vectors: Vector, embed_hashes: Sequence[str], actor: str
-    ) -> None:
-        """Store rows with their vectors, index entries and 'create' history, atomically."""
+class Store(Protocol):
+    """Durable storage of records, their vectors, jobs and history."""
 
-    def get(self, ids: Sequence[str], tenant: str) -> builtins.list[Row]:
-        """Rows by id (any order; unknown ids are left out)."""
+    url: str
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A unit of work: committed when the block ends, rolled back if it raises."""
+
+    def get_meta(self, key: str) -> str | None:
+        """A store-level setting (embedder name, ...), or None."""
+
+    def get(self, tenant: str, ids: Sequence[str]) -> builtins.list[Row]:
+        """Records by id (any order; unknown ids and other tenants' are left out)."""
 
     def list(
-        self,
-        scope: Scope,
-        *,
-        session_id: str | None,
-        kind: str | None,
-        limit: int,
-        after: str | None,
-    ) -> builtins.list[Row]:
-        """Rows of a scope in insertion order, starting after the id ``after``."""
+        self, scope: Scope, flt: Filter, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[Row], str | None]:
+        """A page of a scope in insertion order, and the cursor of the next page (None: last).
+
+        Raises:
+            InvalidCursor: the cursor was not made by this listing (scope and filter).
+        """
 
     def iter_rows(self, tenant: str, scope: Scope | None) -> Iterator[Row]:
-        """Every row of a tenant (or of one scope), in insertion order: for export."""
+        """Every record of a tenant (or of one scope), in insertion order: for export."""
 
-    def update(self, row: Row, vector: Vector | None, embed_hash: str | None, actor: str) -> None:
-        """Replace a row's text/metadata (and vector when given), with 'update' history."""
+    def history(self, tenant: str, memory_id: str) -> builtins.list[HistoryEntry]:
+        """Every change of a record, oldest first."""
 
-    def delete(self, ids: Sequence[str], tenant: str, actor: str) -> int:
-        """Purge rows, their index entries and vectors, and redact their history."""
-
-    def delete_scope(self, scope: Scope, actor: str) -> int:
-        """Purge every row of a scope; returns how many."""
-
-    def history(self, memory_id: str, tenant: str) -> builtins.list[HistoryEntry]:
-        """Every change of a memory, oldest first."""
-
-    def lexical(self, scope: Scope, terms: Sequence[str], limit: int, flt: Filter) -> Scored:
-        """Best rows for a bag of query terms (BM25-like; higher is better)."""
+    def lexical(self, scope: Scope, query: str, limit: int, flt: Filter) -> Scored:
+        """Best records for a query's words (BM25-like; higher is better)."""
 
     def dense(
         self, scope: Scope, query: Vector, limit: int, filters: Sequence[Filter]
     ) -> builtins.list[Scored]:
-        """Nearest rows to a unit query vector (cosine; higher is better), ranked separately
-        under each filter: one pass over the vectors serves several candidate lists."""
+        """Nearest records to a unit query vector (cosine), ranked separately under each
+        filter: one pass over the vectors serves several candidate lists."""
 
-    def previous_message(
-        self,
-        scope: Scope,
-        session_id: str | None,
-        at: float,
-        exclude_hashes: Sequence[str] = (),
-        before_id: str | None = None,
-    ) -> Row | None:
-        """The last message of a session before ``at`` (or before the message ``before_id``)."""
+    def cached_vectors(self, embed_hashes: Sequence[str]) -> dict[str, Vector]:
+        """Vectors already computed for these embedded-text hashes (an embedding cache)."""
 
-    def following(self, memory_id: str, tenant: str) -> Row | None:
-        """The message after this one in its session."""
-
-    def reindex(self, row: Row, vector: Vector, embed_hash: str) -> None:
-        """Replace a row's index key and vector (derived data: no history)."""
-
-    def neighbours(
-        self, ids: Sequence[str], tenant: str, span: int
-    ) -> dict[str, builtins.list[Row]]:
-        """Up to ``span`` messages before and after each id within its session, in order."""
-
-    def embed_texts(self, batch: int = 512) -> Iterator[builtins.list[tuple[str, str]]]:
-        """Batches of (id, index text) of every row: for re-embedding with a new model."""
-
-    def replace_vectors(
-        self, ids: Sequence[str], vectors: Vector, embed_hashes: Sequence[str]
-    ) -> None:
-        """Overwrite the vectors of existing rows (re-embedding)."""
+    def jobs(self, tenant: str | None, limit: int) -> builtins.list[Job]:
+        """Pending derived work, oldest first (every tenant's when ``tenant`` is None)."""
 
     def stats(self, tenant: str) -> dict[str, Any]:
         """Counts and sizes."""
 
     def close(self) -> None:
-        """Release connections; further calls fail."""
+        """Release connections; further calls raise StoreError."""

@@ -1,64 +1,137 @@
-"""The embedded store: one SQLite file, WAL, FTS5, vectors in the database.
+"""The embedded store: one SQLite file, WAL, vectors and jobs in the database.
 
-One writer connection guarded by a lock; each reading thread gets its own connection, so searches
-run while a write is in progress (WAL). The dense index is an in-memory :class:`VectorSet` per
-scope, derived from the ``vectors`` table: loaded on first use and reloaded when another process
-changed the scope (each scope row carries a version that every write bumps).
+One write lane: a single writer connection that one transaction at a time holds (a lock, the same
+guarantee as datasette's write thread fed by a queue, without handing work to another thread).
+Readers never take it: each reading thread has its own connection, and WAL lets them read while
+a write is in progress. The search indexes are derived and in memory, one pair per scope
+(:class:`VectorSet`, :class:`LexicalSet`), behind their own short locks: loaded from the database
+on first use, kept in step with this process's commits, and reloaded when another process changed
+the scope (every write bumps the scope's version).
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import EngramError, IdConflict, StoreError
+from ..records import (
+    KIND_CODES,
+    Filter,
+    Job,
+    Keys,
+    Row,
+    Scored,
+    Vector,
+    decode_cursor,
+    encode_cursor,
+    listing_fingerprint,
+)
 from ..types import HistoryEntry, Scope
 from . import sqlite_schema
-from .base import Filter, Row, Scored, Vector
-from .lexical import LexicalSet
+from .lexical import Doc, LexicalSet
+from .positions import Window
 from .vectors import VectorSet
 
-_ROW_COLUMNS = (
-    "m.rid, m.id, s.tenant, s.user_id, s.agent_id, m.kind, m.session_id, m.role, m.name, m.text, "
-    "m.occurred_at, m.recorded_at, m.updated_at, m.metadata, m.time_mentions, m.content_hash, "
-    "m.index_text"
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_COLUMNS = (
+    "m.rid, m.tenant, m.id, s.user_id, s.agent_id, m.kind, m.session_id, m.role, m.name, m.text, "
+    "m.key_own, m.key_context_name, m.key_context, m.occurred_at, m.tz_offset, m.recorded_at, "
+    "m.updated_at, m.metadata, m.time_mentions, m.dedupe_key, m.scope_id"
 )
 # CROSS JOIN fixes the join order: SQLite otherwise starts from scopes and scans a whole scope
 # to find a handful of ids (11 ms instead of 0.2 ms at 10k memories).
 _FROM = "memories m CROSS JOIN scopes s ON s.id = m.scope_id"
+_SELECT = f"SELECT {_COLUMNS} FROM {_FROM}"
+_CHUNK = 500
+#: How long a delete waits for other connections' reads to end before it leaves the scrub of the
+#: write-ahead log to the next write (or close).
+_SCRUB_WAIT_MS = 250
+
+
+def _guarded(fn: Callable[P, T]) -> Callable[P, T]:
+    """No sqlite3 exception leaves the backend: it becomes a StoreError naming the cause."""
+
+    @wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except EngramError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store failed during {fn.__name__}(): {exc}") from exc
+
+    return call
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+class _Op:
+    """A change to the in-memory indexes, applied once its transaction has committed:
+    ``keys`` (re)indexes a document lexically, ``vector`` adds its vector, ``unvector`` drops
+    only its vector, ``delete`` drops it from both."""
+
+    __slots__ = ("doc", "ident", "kind", "vector")
+
+    def __init__(
+        self, kind: str, ident: str, doc: Doc | None = None, vector: Vector | None = None
+    ) -> None:
+        self.kind, self.ident, self.doc, self.vector = kind, ident, doc, vector
 
 
 class SQLiteStore:
-    """:class:`engramdb.backends.base.Store` on one SQLite file (or ``:memory:``)."""
+    """:class:`engramdb.backends.base.Store` on one SQLite file.
+
+    ``":memory:"`` is a throwaway store in a private temporary folder, removed on close (readers
+    need their own connections, which one in-memory database cannot give them).
+    """
 
     def __init__(self, path: str | Path, *, dim: int, synchronous: str = "full") -> None:
-        self.path = str(path)
-        self.dim = dim
         self._synchronous = synchronous.upper()
         if self._synchronous not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise StoreError(f"synchronous={synchronous!r}: use 'full' or 'normal'")
-        self._memory = self.path == ":memory:"
-        if not self._memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._local = threading.local()
-        self._closed = False
-        # Derived, in-memory indexes per scope: dense vectors and BM25 postings.
+        self._tempdir: str | None = None
+        if str(path) == ":memory:":
+            self._tempdir = tempfile.mkdtemp(prefix="engramdb-")
+            path = Path(self._tempdir) / "memory.db"
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}" if self._tempdir is None else "sqlite://:memory:"
+        self.dim = dim
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lane = threading.Lock()
+        self._cache_lock = threading.Lock()
         self._vsets: dict[int, VectorSet] = {}
         self._lsets: dict[int, LexicalSet] = {}
+        self._local = threading.local()
         self._readers: builtins.list[sqlite3.Connection] = []
+        self._closed = False
+        self._scrub_pending = False
         self._writer = self._connect()
-        sqlite_schema.migrate(self._writer, self.path)
+        try:
+            sqlite_schema.migrate(self._writer, self.path)
+        except sqlite3.DatabaseError as exc:
+            self._writer.close()
+            raise StoreError(f"{self.path} is not an engramdb store: {exc}") from exc
+        except BaseException:
+            self._writer.close()
+            raise
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -71,408 +144,190 @@ class SQLiteStore:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         try:
             conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")  # deleted text must not linger in free pages
+            conn.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise StoreError(f"{self.path} is not an engramdb store: {exc}") from exc
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA secure_delete = ON")  # deleted text must not linger in free pages
-        conn.execute("PRAGMA busy_timeout = 30000")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
-            raise StoreError("the store is closed")
-        if self._memory:
-            return self._writer
+            raise StoreError("the store is closed: open a new Memory")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
-            with self._lock:
+            with self._cache_lock:
                 self._readers.append(conn)
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        if self._closed:
-            raise StoreError("the store is closed")
-        with self._lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that must agree with each other (one read transaction)."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
+        with self._lane:
             if self._closed:
                 return
             self._closed = True
-            for conn in self._readers:
-                conn.close()
+            with self._cache_lock:
+                for conn in self._readers:
+                    conn.close()
+                self._vsets.clear()
+                self._lsets.clear()
+            if self._scrub_pending:
+                self._scrub(self._writer)
             self._writer.close()
-            self._forget_all()
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
 
-    # -- meta and scopes -----------------------------------------------------------------------
+    # -- the write lane ------------------------------------------------------------------------
 
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteTransaction]:
+        """One unit of work on the writer connection; readers carry on meanwhile."""
+        with self._lane:
+            if self._closed:
+                raise StoreError("the store is closed: open a new Memory")
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+            tx = SQLiteTransaction(self, conn)
+            try:
+                yield tx
+                versions = tx.bump_versions()
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"the store failed during a write: {exc}") from exc
+                raise
+            self._commit(conn, tx, versions)
+            if tx.purged or self._scrub_pending:
+                self._scrub(conn)
+
+    def _commit(
+        self, conn: sqlite3.Connection, tx: SQLiteTransaction, versions: dict[int, int]
+    ) -> None:
+        # The cache lock spans the commit: a reader that sees the new version in the database
+        # then finds the in-memory indexes already at it, instead of reloading them.
+        with self._cache_lock:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise StoreError(f"the store failed to commit: {exc}") from exc
+            if tx.reset:
+                self._vsets.clear()
+                self._lsets.clear()
+            for scope_id, version in versions.items():
+                self._apply(scope_id, version, tx.ops.get(scope_id, []), scope_id in tx.created)
+
+    def _apply(self, scope_id: int, version: int, ops: builtins.list[_Op], created: bool) -> None:
+        if created:
+            self._vsets.setdefault(scope_id, VectorSet(self.dim, version - 1))
+            self._lsets.setdefault(scope_id, LexicalSet(version - 1))
+        vset, lset = self._vsets.get(scope_id), self._lsets.get(scope_id)
+        if vset is not None and vset.version == version - 1:
+            for op in ops:
+                if op.kind == "vector" and op.doc is not None and op.vector is not None:
+                    vset.add([op.doc[:4]], op.vector[None, :])
+                elif op.kind in ("unvector", "delete"):
+                    vset.remove([op.ident])
+            vset.version = version
+        else:
+            self._vsets.pop(scope_id, None)
+        if lset is not None and lset.version == version - 1:
+            for op in ops:
+                if op.kind == "keys" and op.doc is not None:
+                    lset.add([op.doc])
+                elif op.kind == "delete":
+                    lset.remove([op.ident])
+            lset.version = version
+        else:
+            self._lsets.pop(scope_id, None)
+
+    def _scrub(self, conn: sqlite3.Connection) -> None:
+        """Copy the log into the file and truncate it, so old page images of deleted rows are
+        gone from the files too. A reader that began before the delete may still need them; then
+        SQLite keeps them, and the scrub is retried after the next write and on close."""
+        conn.execute(f"PRAGMA busy_timeout = {_SCRUB_WAIT_MS}")
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.OperationalError:
+            busy = 1
+        finally:
+            conn.execute("PRAGMA busy_timeout = 30000")
+        self._scrub_pending = bool(busy)
+
+    # -- meta ----------------------------------------------------------------------------------
+
+    @_guarded
     def get_meta(self, key: str) -> str | None:
         row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
-
-    def _scope_id(self, conn: sqlite3.Connection, scope: Scope, create: bool) -> int | None:
-        key = (scope.tenant, scope.user_id or "", scope.agent_id or "")
-        row = conn.execute(
-            "SELECT id FROM scopes WHERE tenant = ? AND user_id = ? AND agent_id = ?", key
-        ).fetchone()
-        if row is not None:
-            return int(row[0])
-        if not create:
-            return None
-        cur = conn.execute(
-            "INSERT INTO scopes (tenant, user_id, agent_id, created_at) VALUES (?, ?, ?, ?)",
-            (*key, time.time()),
-        )
-        return int(cur.lastrowid or 0)
-
-    def _bump(self, conn: sqlite3.Connection, scope_id: int) -> int:
-        conn.execute("UPDATE scopes SET version = version + 1 WHERE id = ?", (scope_id,))
-        return int(
-            conn.execute("SELECT version FROM scopes WHERE id = ?", (scope_id,)).fetchone()[0]
-        )
-
-    # -- writes --------------------------------------------------------------------------------
-
-    def existing(self, scope: Scope, keys: Sequence[tuple[str | None, str]]) -> dict[str, str]:
-        conn = self._reader()
-        scope_id = self._scope_id(conn, scope, create=False)
-        if scope_id is None or not keys:
-            return {}
-        found: dict[str, str] = {}
-        for session_id, content_hash in keys:
-            row = conn.execute(
-                "SELECT id FROM memories WHERE scope_id = ? AND session_id = ? "
-                "AND content_hash = ?",
-                (scope_id, session_id or "", content_hash),
-            ).fetchone()
-            if row is not None:
-                found[content_hash] = str(row[0])
-        return found
-
-    def cached_vectors(self, embed_hashes: Sequence[str]) -> dict[str, Vector]:
-        out: dict[str, Vector] = {}
-        conn = self._reader()
-        unique = list(dict.fromkeys(embed_hashes))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for ehash, blob in conn.execute(
-                f"SELECT embed_hash, vec FROM vectors WHERE embed_hash IN ({marks})", chunk
-            ):
-                out[str(ehash)] = np.frombuffer(blob, dtype=np.float32)
-        return out
-
-    def insert(
-        self, rows: Sequence[Row], vectors: Vector, embed_hashes: Sequence[str], actor: str
-    ) -> None:
-        if not rows:
-            return
-        now = time.time()
-        with self._write() as conn:
-            new_scopes: set[int] = set()
-            scope_ids: dict[Scope, int] = {}
-            new_rids: builtins.list[int] = []
-            for row in rows:
-                if row.scope not in scope_ids:
-                    existed = self._scope_id(conn, row.scope, create=False) is not None
-                    sid = self._scope_id(conn, row.scope, create=True)
-                    assert sid is not None
-                    scope_ids[row.scope] = sid
-                    if not existed:
-                        new_scopes.add(sid)
-                new_rids.append(self._insert_row(conn, scope_ids[row.scope], row))
-            conn.executemany(
-                "INSERT INTO vectors (rid, embed_hash, vec) VALUES (?, ?, ?)",
-                [
-                    (rid, ehash, vectors[i].astype(np.float32).tobytes())
-                    for i, (rid, ehash) in enumerate(zip(new_rids, embed_hashes, strict=True))
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO history (memory_id, tenant, event, before, after, actor, at) "
-                "VALUES (?, ?, 'create', NULL, ?, ?, ?)",
-                [(r.id, r.scope.tenant, json.dumps(_snapshot(r)), actor, now) for r in rows],
-            )
-            versions = {sid: self._bump(conn, sid) for sid in scope_ids.values()}
-        self._after_insert(rows, vectors, scope_ids, versions, new_scopes)
-
-    def _insert_row(self, conn: sqlite3.Connection, scope_id: int, row: Row) -> int:
-        cur = conn.execute(
-            "INSERT INTO memories (id, scope_id, kind, session_id, role, name, text, index_text, "
-            "occurred_at, recorded_at, updated_at, metadata, time_mentions, content_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.id,
-                scope_id,
-                row.kind,
-                row.session_id or "",
-                row.role,
-                row.name,
-                row.text,
-                row.index_text,
-                row.occurred_at,
-                row.recorded_at,
-                row.updated_at,
-                json.dumps(row.metadata),
-                json.dumps(row.time_mentions),
-                row.content_hash,
-            ),
-        )
-        rid = int(cur.lastrowid or 0)
-        for source_id in row.source_ids:
-            conn.execute(
-                "INSERT OR IGNORE INTO sources (memory_rid, source_rid) "
-                "SELECT ?, rid FROM memories WHERE id = ?",
-                (rid, source_id),
-            )
-        return rid
-
-    def _after_insert(
-        self,
-        rows: Sequence[Row],
-        vectors: Vector,
-        scope_ids: dict[Scope, int],
-        versions: dict[int, int],
-        new_scopes: set[int],
-    ) -> None:
-        # Keep loaded indexes in step with our own write instead of reloading them; a scope
-        # this write created starts with empty ones, so a fresh store never rebuilds.
-        with self._lock:
-            for sid in new_scopes:
-                self._vsets.setdefault(sid, VectorSet(self.dim, versions[sid] - 1))
-                self._lsets.setdefault(sid, LexicalSet(versions[sid] - 1))
-            for scope, sid in scope_ids.items():
-                idx = [i for i, r in enumerate(rows) if r.scope == scope]
-                vset, lset = self._vsets.get(sid), self._lsets.get(sid)
-                if vset is not None and vset.version == versions[sid] - 1:
-                    vset.add(
-                        [rows[i].id for i in idx],
-                        np.array([rows[i].occurred_at for i in idx], dtype=np.float64),
-                        vectors[idx],
-                    )
-                    vset.version = versions[sid]
-                else:
-                    self._vsets.pop(sid, None)  # someone else wrote too: reload on next search
-                if lset is not None and lset.version == versions[sid] - 1:
-                    lset.add((rows[i].id, rows[i].occurred_at, rows[i].index_text) for i in idx)
-                    lset.version = versions[sid]
-                else:
-                    self._lsets.pop(sid, None)
-
-    def _forget(self, scope_id: int) -> None:
-        with self._lock:
-            self._vsets.pop(scope_id, None)
-            self._lsets.pop(scope_id, None)
-
-    def _forget_all(self) -> None:
-        with self._lock:
-            self._vsets.clear()
-            self._lsets.clear()
-
-    def update(self, row: Row, vector: Vector | None, embed_hash: str | None, actor: str) -> None:
-        with self._write() as conn:
-            found = conn.execute(
-                f"SELECT {_ROW_COLUMNS}, m.scope_id FROM {_FROM} WHERE m.id = ?", (row.id,)
-            ).fetchone()
-            if found is None:
-                raise StoreError(f"memory {row.id} vanished during update")
-            before, rid, scope_id = _row_from(found), int(found[0]), int(found[-1])
-            conn.execute(
-                "UPDATE memories SET text = ?, index_text = ?, metadata = ?, time_mentions = ?, "
-                "updated_at = ?, content_hash = ? WHERE rid = ?",
-                (
-                    row.text,
-                    row.index_text,
-                    json.dumps(row.metadata),
-                    json.dumps(row.time_mentions),
-                    row.updated_at,
-                    row.content_hash,
-                    rid,
-                ),
-            )
-            if vector is not None and embed_hash is not None:
-                conn.execute(
-                    "UPDATE vectors SET embed_hash = ?, vec = ? WHERE rid = ?",
-                    (embed_hash, vector.astype(np.float32).tobytes(), rid),
-                )
-            conn.execute(
-                "INSERT INTO history (memory_id, tenant, event, before, after, actor, at) "
-                "VALUES (?, ?, 'update', ?, ?, ?, ?)",
-                (
-                    row.id,
-                    row.scope.tenant,
-                    json.dumps(_snapshot(before)),
-                    json.dumps(_snapshot(row)),
-                    actor,
-                    row.updated_at,
-                ),
-            )
-            self._bump(conn, scope_id)
-        self._forget(scope_id)
-
-    def delete(self, ids: Sequence[str], tenant: str, actor: str) -> int:
-        with self._write() as conn:
-            count = self._purge(
-                conn,
-                [
-                    (int(r[0]), int(r[1]), str(r[2]), str(r[3]))
-                    for i in ids
-                    for r in conn.execute(
-                        "SELECT m.rid, m.scope_id, m.index_text, m.id FROM memories m "
-                        "JOIN scopes s ON s.id = m.scope_id WHERE m.id = ? AND s.tenant = ?",
-                        (i, tenant),
-                    )
-                ],
-                tenant,
-                actor,
-            )
-        self._scrub()
-        return count
-
-    def delete_scope(self, scope: Scope, actor: str) -> int:
-        with self._write() as conn:
-            scope_id = self._scope_id(conn, scope, create=False)
-            if scope_id is None:
-                return 0
-            rows = [
-                (int(r[0]), scope_id, str(r[1]), str(r[2]))
-                for r in conn.execute(
-                    "SELECT rid, index_text, id FROM memories WHERE scope_id = ?", (scope_id,)
-                )
-            ]
-            count = self._purge(conn, rows, scope.tenant, actor)
-        self._scrub()
-        return count
-
-    def _purge(
-        self,
-        conn: sqlite3.Connection,
-        rows: builtins.list[tuple[int, int, str, str]],
-        tenant: str,
-        actor: str,
-    ) -> int:
-        now = time.time()
-        conn.executemany("DELETE FROM memories WHERE rid = ?", [(r[0],) for r in rows])
-        # GDPR: the history keeps that a change happened, never what the deleted text was.
-        conn.executemany(
-            "UPDATE history SET before = NULL, after = NULL WHERE memory_id = ?",
-            [(r[3],) for r in rows],
-        )
-        conn.executemany(
-            "INSERT INTO history (memory_id, tenant, event, before, after, actor, at) "
-            "VALUES (?, ?, 'delete', NULL, NULL, ?, ?)",
-            [(r[3], tenant, actor, now) for r in rows],
-        )
-        for scope_id in {r[1] for r in rows}:
-            self._bump(conn, scope_id)
-            self._forget(scope_id)
-        return len(rows)
-
-    def _scrub(self) -> None:
-        # Old page images of deleted rows live on in the write-ahead log until a checkpoint;
-        # copy them out and truncate the log so deleted text is gone from the files too.
-        with self._lock:
-            if not self._memory:
-                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
     # -- reads ---------------------------------------------------------------------------------
 
-    def get(self, ids: Sequence[str], tenant: str) -> builtins.list[Row]:
-        if not ids:
-            return []
-        conn = self._reader()
-        rows: builtins.list[Row] = []
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows.extend(
-                _row_from(r)
-                for r in conn.execute(
-                    f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.id IN ({marks}) AND s.tenant = ?",
-                    (*chunk, tenant),
-                )
-            )
-        self._attach_sources(conn, rows)
-        return rows
+    @_guarded
+    def get(self, tenant: str, ids: Sequence[str]) -> builtins.list[Row]:
+        return _get(self._reader(), tenant, ids)
 
-    def _attach_sources(self, conn: sqlite3.Connection, rows: builtins.list[Row]) -> None:
-        for row in rows:
-            if row.kind == "message":
-                continue
-            row.source_ids = [
-                str(r[0])
-                for r in conn.execute(
-                    "SELECT src.id FROM sources x JOIN memories m ON m.rid = x.memory_rid "
-                    "JOIN memories src ON src.rid = x.source_rid WHERE m.id = ? "
-                    "ORDER BY src.occurred_at, src.rid",
-                    (row.id,),
-                )
-            ]
-
+    @_guarded
     def list(
-        self,
-        scope: Scope,
-        *,
-        session_id: str | None,
-        kind: str | None,
-        limit: int,
-        after: str | None,
-    ) -> builtins.list[Row]:
+        self, scope: Scope, flt: Filter, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[Row], str | None]:
+        fingerprint = listing_fingerprint(scope, flt)
+        after = 0 if cursor is None else decode_cursor(cursor, fingerprint)
         conn = self._reader()
-        scope_id = self._scope_id(conn, scope, create=False)
+        scope_id = _scope_id(conn, scope)
         if scope_id is None:
-            return []
-        sql = f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.scope_id = ?"
-        params: builtins.list[Any] = [scope_id]
-        if session_id is not None:
-            sql += " AND m.session_id = ?"
-            params.append(session_id)
-        if kind is not None:
-            sql += " AND m.kind = ?"
-            params.append(kind)
-        if after is not None:
-            sql += " AND m.rid > (SELECT rid FROM memories WHERE id = ?)"
-            params.append(after)
-        sql += " ORDER BY m.rid LIMIT ?"
-        params.append(limit)
-        rows = [_row_from(r) for r in conn.execute(sql, params)]
-        self._attach_sources(conn, rows)
-        return rows
+            return [], None
+        where, params = _where(scope_id, flt)
+        rows = _rows(
+            conn,
+            f"{_SELECT} WHERE {where} AND m.rid > ? ORDER BY m.rid LIMIT ?",
+            [*params, after, limit + 1],
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = _last_rid(conn, rows[-1]) if more and rows else None
+        return rows, None if last is None else encode_cursor(fingerprint, last)
 
+    @_guarded
     def iter_rows(self, tenant: str, scope: Scope | None) -> Iterator[Row]:
-        conn = self._connect() if not self._memory else self._writer
-        sql = f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE s.tenant = ?"
-        params: builtins.list[Any] = [tenant]
+        # Page by row id rather than holding one cursor open: a long read would keep the log
+        # (and the page images of anything deleted meanwhile) from being checkpointed.
+        where, params = "m.tenant = ?", [tenant]
         if scope is not None:
-            sql += " AND s.user_id = ? AND s.agent_id = ?"
+            where += " AND s.user_id = ? AND s.agent_id = ?"
             params += [scope.user_id or "", scope.agent_id or ""]
-        for batch in _batched(conn.execute(sql + " ORDER BY m.rid", params), 500):
+        after = 0
+        while True:
+            conn = self._reader()
+            batch = conn.execute(
+                f"{_SELECT} WHERE {where} AND m.rid > ? ORDER BY m.rid LIMIT ?",
+                [*params, after, _CHUNK],
+            ).fetchall()
+            if not batch:
+                return
+            after = int(batch[-1][0])
             rows = [_row_from(r) for r in batch]
-            self._attach_sources(conn, rows)
+            _attach_sources(conn, rows)
             yield from rows
 
-    def history(self, memory_id: str, tenant: str) -> builtins.list[HistoryEntry]:
+    @_guarded
+    def history(self, tenant: str, memory_id: str) -> builtins.list[HistoryEntry]:
         return [
             HistoryEntry(
                 id=int(r[0]),
@@ -481,296 +336,598 @@ class SQLiteStore:
                 before=json.loads(r[2]) if r[2] else None,
                 after=json.loads(r[3]) if r[3] else None,
                 actor=str(r[4]),
-                at=_dt(float(r[5])),
+                at=datetime.fromtimestamp(float(r[5]), tz=UTC),
             )
             for r in self._reader().execute(
                 "SELECT id, event, before, after, actor, at FROM history "
-                "WHERE memory_id = ? AND tenant = ? ORDER BY id",
-                (memory_id, tenant),
+                "WHERE tenant = ? AND memory_id = ? ORDER BY id",
+                (tenant, memory_id),
             )
         ]
 
-    def previous_message(
-        self,
-        scope: Scope,
-        session_id: str | None,
-        at: float,
-        exclude_hashes: Sequence[str] = (),
-        before_id: str | None = None,
-    ) -> Row | None:
+    @_guarded
+    def cached_vectors(self, embed_hashes: Sequence[str]) -> dict[str, Vector]:
+        out: dict[str, Vector] = {}
         conn = self._reader()
-        scope_id = self._scope_id(conn, scope, create=False)
-        if scope_id is None:
-            return None
-        marks = ",".join("?" * len(exclude_hashes))
-        order: tuple[Any, ...] = (at, 1 << 62)
-        if before_id is not None:
-            found = conn.execute(
-                "SELECT occurred_at, rid FROM memories WHERE id = ?", (before_id,)
-            ).fetchone()
-            if found is not None:
-                order = (float(found[0]), int(found[1]))
-        row = conn.execute(
-            f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.scope_id = ? AND m.session_id = ? "
-            "AND m.kind = 'message' AND (m.occurred_at, m.rid) < (?, ?) "
-            f"AND m.content_hash NOT IN ({marks}) "
-            "ORDER BY m.occurred_at DESC, m.rid DESC LIMIT 1",
-            (scope_id, session_id or "", *order, *exclude_hashes),
-        ).fetchone()
-        return None if row is None else _row_from(row)
-
-    def following(self, memory_id: str, tenant: str) -> Row | None:
-        """The message after this one in its session (whose index key quotes this one)."""
-        row = (
-            self._reader()
-            .execute(
-                f"SELECT {_ROW_COLUMNS} FROM {_FROM} JOIN memories base ON base.id = ? "
-                "AND base.scope_id = m.scope_id AND base.session_id = m.session_id "
-                "WHERE s.tenant = ? AND m.kind = 'message' "
-                "AND (m.occurred_at, m.rid) > (base.occurred_at, base.rid) "
-                "ORDER BY m.occurred_at, m.rid LIMIT 1",
-                (memory_id, tenant),
-            )
-            .fetchone()
-        )
-        return None if row is None else _row_from(row)
-
-    def reindex(self, row: Row, vector: Vector, embed_hash: str) -> None:
-        """Replace a row's index key and vector: derived data, so no history entry."""
-        with self._write() as conn:
-            found = conn.execute(
-                "SELECT rid, scope_id FROM memories WHERE id = ?", (row.id,)
-            ).fetchone()
-            if found is None:
-                return
-            rid, scope_id = int(found[0]), int(found[1])
-            conn.execute("UPDATE memories SET index_text = ? WHERE rid = ?", (row.index_text, rid))
-            conn.execute(
-                "UPDATE vectors SET embed_hash = ?, vec = ? WHERE rid = ?",
-                (embed_hash, vector.astype(np.float32).tobytes(), rid),
-            )
-            self._bump(conn, scope_id)
-        self._forget(scope_id)
-
-    def neighbours(
-        self, ids: Sequence[str], tenant: str, span: int
-    ) -> dict[str, builtins.list[Row]]:
-        conn = self._reader()
-        out: dict[str, builtins.list[Row]] = {}
-        for ident in ids:
-            base = conn.execute(
-                "SELECT m.scope_id, m.session_id, m.occurred_at, m.rid FROM memories m "
-                "JOIN scopes s ON s.id = m.scope_id WHERE m.id = ? AND s.tenant = ?",
-                (ident, tenant),
-            ).fetchone()
-            if base is None:
-                continue
-            where = (
-                f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE m.scope_id = ? "
-                "AND m.session_id = ? AND m.kind = 'message' AND "
-            )
-            before = conn.execute(
-                where + "(m.occurred_at, m.rid) < (?, ?) ORDER BY m.occurred_at DESC, m.rid DESC "
-                "LIMIT ?",
-                (*base, span),
-            ).fetchall()
-            after = conn.execute(
-                where + "(m.occurred_at, m.rid) > (?, ?) ORDER BY m.occurred_at, m.rid LIMIT ?",
-                (*base, span),
-            ).fetchall()
-            out[ident] = [_row_from(r) for r in reversed(before)] + [_row_from(r) for r in after]
+        unique = builtins.list(dict.fromkeys(embed_hashes))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for ehash, blob in conn.execute(
+                f"SELECT embed_hash, vec FROM vectors WHERE embed_hash IN ({marks})", chunk
+            ):
+                out[str(ehash)] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def _allowed(self, conn: sqlite3.Connection, scope_id: int, flt: Filter) -> set[str] | None:
-        if flt.session_id is None and flt.kinds is None and not flt.metadata:
-            return None
-        sql, params = self._filter_sql(scope_id, flt)
-        return {str(r[0]) for r in conn.execute(f"SELECT m.id FROM memories m WHERE {sql}", params)}
+    @_guarded
+    def jobs(self, tenant: str | None, limit: int) -> builtins.list[Job]:
+        sql = (
+            "SELECT j.id, j.kind, m.id, j.tenant, j.attempts, j.last_error FROM jobs j "
+            "JOIN memories m ON m.rid = j.memory_rid"
+        )
+        params: builtins.list[Any] = []
+        if tenant is not None:
+            sql += " WHERE j.tenant = ?"
+            params.append(tenant)
+        return [
+            Job(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5])
+            for r in self._reader().execute(sql + " ORDER BY j.id LIMIT ?", [*params, limit])
+        ]
 
-    @staticmethod
-    def _filter_sql(scope_id: int, flt: Filter) -> tuple[str, builtins.list[Any]]:
-        clauses: builtins.list[str] = ["m.scope_id = ?"]
-        params: builtins.list[Any] = [scope_id]
-        if flt.since is not None:
-            clauses.append("m.occurred_at >= ?")
-            params.append(flt.since)
-        if flt.until is not None:
-            clauses.append("m.occurred_at < ?")
-            params.append(flt.until)
-        if flt.session_id is not None:
-            clauses.append("m.session_id = ?")
-            params.append(flt.session_id)
-        if flt.kinds is not None:
-            clauses.append(f"m.kind IN ({','.join('?' * len(flt.kinds))})")
-            params.extend(flt.kinds)
-        for key, value in flt.metadata:
-            clauses.append("json_extract(m.metadata, ?) = ?")
-            params += [
-                f'$."{key}"',
-                json.dumps(value) if isinstance(value, (dict, list)) else value,
-            ]
-        return " AND ".join(clauses), params
+    # -- candidate search ----------------------------------------------------------------------
 
-    def lexical(self, scope: Scope, terms: Sequence[str], limit: int, flt: Filter) -> Scored:
+    @_guarded
+    def lexical(self, scope: Scope, query: str, limit: int, flt: Filter) -> Scored:
         conn = self._reader()
-        scope_id = self._scope_id(conn, scope, create=False)
-        if scope_id is None or not terms:
+        scope_id = _scope_id(conn, scope)
+        if scope_id is None:
             return []
-        lset = self._lexical_set(conn, scope_id)
-        allowed = self._allowed(conn, scope_id, flt)
-        return lset.search(" ".join(terms), limit, flt.since, flt.until, allowed)
+        lset = self._lexical_set(scope_id)
+        return lset.search(query, limit, self._window(conn, scope_id, flt))
 
+    @_guarded
     def dense(
         self, scope: Scope, query: Vector, limit: int, filters: Sequence[Filter]
     ) -> builtins.list[Scored]:
         conn = self._reader()
-        scope_id = self._scope_id(conn, scope, create=False)
+        scope_id = _scope_id(conn, scope)
         if scope_id is None:
             return [[] for _ in filters]
-        vset = self._vectors(conn, scope_id)
-        windows = [(f.since, f.until, self._allowed(conn, scope_id, f)) for f in filters]
-        return vset.search_many(query, limit, windows)
+        vset = self._vector_set(scope_id)
+        return vset.search_many(query, limit, [self._window(conn, scope_id, f) for f in filters])
+
+    def _window(self, conn: sqlite3.Connection, scope_id: int, flt: Filter) -> Window:
+        if not flt.needs_rows():
+            return Window.of(flt)
+        where, params = _where(scope_id, flt)
+        rids = np.fromiter(
+            (r[0] for r in conn.execute(f"SELECT m.rid FROM memories m WHERE {where}", params)),
+            dtype=np.int64,
+        )
+        return Window.of(flt, rids)
 
     def _version(self, conn: sqlite3.Connection, scope_id: int) -> int:
         row = conn.execute("SELECT version FROM scopes WHERE id = ?", (scope_id,)).fetchone()
-        return int(row[0])
+        return -1 if row is None else int(row[0])
 
-    def _vectors(self, conn: sqlite3.Connection, scope_id: int) -> VectorSet:
-        version = self._version(conn, scope_id)
-        with self._lock:
-            vset = self._vsets.get(scope_id)
-            if vset is not None and vset.version == version:
-                return vset
-        vset = VectorSet(self.dim, version)
-        for batch in _batched(
-            conn.execute(
-                "SELECT m.id, m.occurred_at, v.vec FROM memories m JOIN vectors v "
-                "ON v.rid = m.rid WHERE m.scope_id = ? ORDER BY m.rid",
+    def _cached(self, sets: dict[int, Any], scope_id: int) -> Any:
+        version = self._version(self._reader(), scope_id)
+        with self._cache_lock:
+            found = sets.get(scope_id)
+        # A newer set is fine too: it was brought up to date by a commit of this process.
+        return found if found is not None and found.version >= version else None
+
+    def _vector_set(self, scope_id: int) -> VectorSet:
+        vset: VectorSet | None = self._cached(self._vsets, scope_id)
+        if vset is not None:
+            return vset
+        with self._snapshot() as conn:
+            vset = VectorSet(self.dim, self._version(conn, scope_id))
+            cursor = conn.execute(
+                "SELECT m.id, m.rid, m.occurred_at, m.kind, v.vec FROM memories m "
+                "JOIN vectors v ON v.rid = m.rid WHERE m.scope_id = ? ORDER BY m.rid",
                 (scope_id,),
-            ),
-            4096,
-        ):
-            vset.add(
-                [str(r[0]) for r in batch],
-                np.array([r[1] for r in batch]),
-                np.frombuffer(b"".join(r[2] for r in batch), dtype=np.float32).reshape(
-                    len(batch), self.dim
-                ),
             )
-        with self._lock:
-            current = self._vsets.get(scope_id)
-            if current is None or current.version <= version:
-                self._vsets[scope_id] = vset
-        return vset
+            while batch := cursor.fetchmany(4096):
+                vset.add(
+                    [(str(r[0]), int(r[1]), float(r[2]), KIND_CODES.get(r[3], -1)) for r in batch],
+                    np.frombuffer(b"".join(r[4] for r in batch), dtype=np.float32).reshape(
+                        len(batch), self.dim
+                    ),
+                )
+        installed: VectorSet = self._install(self._vsets, scope_id, vset)
+        return installed
 
-    def _lexical_set(self, conn: sqlite3.Connection, scope_id: int) -> LexicalSet:
-        version = self._version(conn, scope_id)
-        with self._lock:
-            lset = self._lsets.get(scope_id)
-            if lset is not None and lset.version == version:
-                return lset
-        lset = LexicalSet(version)
-        for batch in _batched(
-            conn.execute(
-                "SELECT id, occurred_at, index_text FROM memories WHERE scope_id = ? ORDER BY rid",
+    def _lexical_set(self, scope_id: int) -> LexicalSet:
+        lset: LexicalSet | None = self._cached(self._lsets, scope_id)
+        if lset is not None:
+            return lset
+        with self._snapshot() as conn:
+            lset = LexicalSet(self._version(conn, scope_id))
+            cursor = conn.execute(
+                "SELECT id, rid, occurred_at, kind, key_own, key_context_name, key_context "
+                "FROM memories WHERE scope_id = ? ORDER BY rid",
                 (scope_id,),
-            ),
-            4096,
-        ):
-            lset.add((str(r[0]), float(r[1]), str(r[2])) for r in batch)
-        with self._lock:
-            current = self._lsets.get(scope_id)
-            if current is None or current.version <= version:
-                self._lsets[scope_id] = lset
-        return lset
-
-    def embed_texts(self, batch: int = 512) -> Iterator[builtins.list[tuple[str, str]]]:
-        """Batches of (id, index text) of every row: for re-embedding with a new model."""
-        conn = self._connect() if not self._memory else self._writer
-        yield from (
-            [(str(r[0]), str(r[1])) for r in b]
-            for b in _batched(
-                conn.execute("SELECT id, index_text FROM memories ORDER BY rid"), batch
             )
-        )
+            while batch := cursor.fetchmany(4096):
+                lset.add(_doc(*r) for r in batch)
+        installed: LexicalSet = self._install(self._lsets, scope_id, lset)
+        return installed
 
-    def replace_vectors(
-        self, ids: Sequence[str], vectors: Vector, embed_hashes: Sequence[str]
-    ) -> None:
-        """Overwrite the vectors of existing rows (re-embedding)."""
-        with self._write() as conn:
-            conn.executemany(
-                "UPDATE vectors SET vec = ?, embed_hash = ? "
-                "WHERE rid = (SELECT rid FROM memories WHERE id = ?)",
-                [
-                    (vectors[i].astype(np.float32).tobytes(), embed_hashes[i], ident)
-                    for i, ident in enumerate(ids)
-                ],
-            )
-            conn.execute("UPDATE scopes SET version = version + 1")
-        with self._lock:
-            self._forget_all()
+    def _install(self, sets: dict[int, Any], scope_id: int, built: Any) -> Any:
+        with self._cache_lock:
+            current = sets.get(scope_id)
+            if current is not None and current.version >= built.version:
+                return current
+            sets[scope_id] = built
+            return built
 
+    # -- stats ---------------------------------------------------------------------------------
+
+    @_guarded
     def stats(self, tenant: str) -> dict[str, Any]:
         conn = self._reader()
         kinds = dict(
             conn.execute(
-                "SELECT m.kind, COUNT(*) FROM memories m JOIN scopes s ON s.id = m.scope_id "
-                "WHERE s.tenant = ? GROUP BY m.kind",
-                (tenant,),
+                "SELECT kind, COUNT(*) FROM memories WHERE tenant = ? GROUP BY kind", (tenant,)
             ).fetchall()
         )
-        scopes = conn.execute("SELECT COUNT(*) FROM scopes WHERE tenant = ?", (tenant,)).fetchone()[
-            0
-        ]
-        size = (
-            0
-            if self._memory
-            else sum(
-                p.stat().st_size for p in Path(self.path).parent.glob(Path(self.path).name + "*")
-            )
-        )
+        scopes = conn.execute("SELECT COUNT(*) FROM scopes WHERE tenant = ?", (tenant,)).fetchone()
+        jobs = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(attempts > 0), 0) FROM jobs WHERE tenant = ?", (tenant,)
+        ).fetchone()
+        folder = Path(self.path).parent
+        size = sum(p.stat().st_size for p in folder.glob(Path(self.path).name + "*"))
         return {
-            "path": self.path,
+            "path": self.path if self._tempdir is None else ":memory:",
             "memories": sum(kinds.values()),
             "by_kind": kinds,
-            "scopes": int(scopes),
+            "scopes": int(scopes[0]),
+            "jobs_pending": int(jobs[0]),
+            "jobs_failed": int(jobs[1]),
             "bytes": size,
+            "scrub_pending": self._scrub_pending,
             "schema_version": sqlite_schema.current_version(conn),
         }
 
 
-def _batched(cursor: Any, size: int) -> Iterator[builtins.list[Any]]:
-    while True:
-        batch = cursor.fetchmany(size)
-        if not batch:
+class SQLiteTransaction:
+    """:class:`engramdb.backends.base.Transaction` on the writer connection."""
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self.now = time.time()
+        self.ops: dict[int, builtins.list[_Op]] = {}
+        self.created: set[int] = set()
+        self.purged = False
+        self.reset = False
+
+    def _op(self, scope_id: int, op: _Op) -> None:
+        self.ops.setdefault(scope_id, []).append(op)
+
+    def bump_versions(self) -> dict[int, int]:
+        versions = {}
+        for scope_id in self.ops:
+            self._conn.execute("UPDATE scopes SET version = version + 1 WHERE id = ?", (scope_id,))
+            versions[scope_id] = self._store._version(self._conn, scope_id)
+        return versions
+
+    def _scope_id(self, scope: Scope) -> int:
+        found = _scope_id(self._conn, scope)
+        if found is not None:
+            return found
+        cur = self._conn.execute(
+            "INSERT INTO scopes (tenant, user_id, agent_id, created_at) VALUES (?, ?, ?, ?)",
+            (scope.tenant, scope.user_id or "", scope.agent_id or "", self.now),
+        )
+        scope_id = int(cur.lastrowid or 0)
+        self.created.add(scope_id)
+        return scope_id
+
+    # -- records -------------------------------------------------------------------------------
+
+    @_guarded
+    def insert(self, rows: Sequence[Row], actor: str) -> builtins.list[tuple[str, bool]]:
+        out: builtins.list[tuple[str, bool]] = []
+        for row in rows:
+            scope_id = self._scope_id(row.scope)
+            existing = self._existing(scope_id, row)
+            if existing is not None:
+                out.append((existing, False))
+                continue
+            self._insert(scope_id, row, actor)
+            out.append((row.id, True))
+        return out
+
+    def _existing(self, scope_id: int, row: Row) -> str | None:
+        same_id = _get(self._conn, row.scope.tenant, [row.id])
+        if same_id:
+            stored = same_id[0]
+            if stored.scope != row.scope:
+                raise IdConflict(row.id, "a memory of another user or agent")
+            if (stored.text, stored.role, stored.name) != (row.text, row.role, row.name):
+                raise IdConflict(row.id, "a memory with other content")
+            return stored.id
+        if row.dedupe_key is None:
+            return None
+        found = self._conn.execute(
+            "SELECT id FROM memories WHERE scope_id = ? AND dedupe_key = ?",
+            (scope_id, row.dedupe_key),
+        ).fetchone()
+        return None if found is None else str(found[0])
+
+    def _insert(self, scope_id: int, row: Row, actor: str) -> None:
+        cur = self._conn.execute(
+            "INSERT INTO memories (tenant, id, scope_id, kind, session_id, role, name, text, "
+            "key_own, key_context_name, key_context, occurred_at, tz_offset, recorded_at, "
+            "updated_at, metadata, time_mentions, dedupe_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.scope.tenant,
+                row.id,
+                scope_id,
+                row.kind,
+                row.session_id or "",
+                row.role,
+                row.name,
+                row.text,
+                row.keys.own,
+                row.keys.context_name,
+                row.keys.context_text,
+                row.occurred_at,
+                row.tz_offset,
+                row.recorded_at,
+                row.updated_at,
+                _json(row.metadata),
+                _json(row.time_mentions),
+                row.dedupe_key,
+            ),
+        )
+        rid = int(cur.lastrowid or 0)
+        for source_id in row.source_ids:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO sources (memory_rid, source_rid) "
+                "SELECT ?, rid FROM memories WHERE tenant = ? AND id = ?",
+                (rid, row.scope.tenant, source_id),
+            )
+        self._history(row.id, row.scope.tenant, "create", None, _snapshot(row), actor)
+        self._queue(row.scope.tenant, rid)
+        self._op(scope_id, _Op("keys", row.id, _doc_of(row, rid)))
+
+    def _history(
+        self,
+        memory_id: str,
+        tenant: str,
+        event: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        actor: str,
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO history (memory_id, tenant, event, before, after, actor, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                memory_id,
+                tenant,
+                event,
+                None if before is None else _json(before),
+                None if after is None else _json(after),
+                actor,
+                self.now,
+            ),
+        )
+
+    def _queue(self, tenant: str, rid: int) -> None:
+        self._conn.execute(
+            "INSERT INTO jobs (tenant, kind, memory_rid, created_at, updated_at) "
+            "VALUES (?, 'embed', ?, ?, ?) ON CONFLICT (memory_rid, kind) DO UPDATE SET "
+            "attempts = 0, last_error = NULL, updated_at = excluded.updated_at",
+            (tenant, rid, self.now, self.now),
+        )
+
+    @_guarded
+    def get(self, tenant: str, ids: Sequence[str]) -> builtins.list[Row]:
+        return _get(self._conn, tenant, ids)
+
+    @_guarded
+    def previous(self, scope: Scope, session_id: str | None, at: float) -> Row | None:
+        scope_id = _scope_id(self._conn, scope)
+        if scope_id is None:
+            return None
+        rows = _rows(
+            self._conn,
+            f"{_SELECT} WHERE m.scope_id = ? AND m.session_id = ? AND m.kind = 'message' "
+            "AND m.occurred_at <= ? ORDER BY m.occurred_at DESC, m.rid DESC LIMIT 1",
+            [scope_id, session_id or "", at],
+        )
+        return rows[0] if rows else None
+
+    @_guarded
+    def neighbours(self, tenant: str, memory_id: str) -> tuple[Row | None, Row | None]:
+        base = self._conn.execute(
+            "SELECT scope_id, session_id, occurred_at, rid FROM memories "
+            "WHERE tenant = ? AND id = ?",
+            (tenant, memory_id),
+        ).fetchone()
+        if base is None:
+            return None, None
+        same = f"{_SELECT} WHERE m.scope_id = ? AND m.session_id = ? AND m.kind = 'message' AND "
+        before = _rows(
+            self._conn,
+            same + "(m.occurred_at, m.rid) < (?, ?) ORDER BY m.occurred_at DESC, m.rid DESC "
+            "LIMIT 1",
+            builtins.list(base),
+        )
+        after = _rows(
+            self._conn,
+            same + "(m.occurred_at, m.rid) > (?, ?) ORDER BY m.occurred_at, m.rid LIMIT 1",
+            builtins.list(base),
+        )
+        return (before[0] if before else None), (after[0] if after else None)
+
+    @_guarded
+    def update(self, row: Row, actor: str) -> None:
+        found = self._conn.execute(
+            f"{_SELECT} WHERE m.tenant = ? AND m.id = ?", (row.scope.tenant, row.id)
+        ).fetchone()
+        if found is None:
+            raise StoreError(f"memory {row.id} vanished during update")
+        before, rid, scope_id = _row_from(found), int(found[0]), int(found[-1])
+        self._conn.execute(
+            "UPDATE memories SET text = ?, key_own = ?, key_context_name = ?, key_context = ?, "
+            "metadata = ?, time_mentions = ?, updated_at = ? WHERE rid = ?",
+            (
+                row.text,
+                row.keys.own,
+                row.keys.context_name,
+                row.keys.context_text,
+                _json(row.metadata),
+                _json(row.time_mentions),
+                row.updated_at,
+                rid,
+            ),
+        )
+        self._history(row.id, row.scope.tenant, "update", _snapshot(before), _snapshot(row), actor)
+        self._op(scope_id, _Op("keys", row.id, _doc_of(row, rid)))
+
+    @_guarded
+    def set_keys(self, tenant: str, memory_id: str, keys: Keys) -> None:
+        rows = _get(self._conn, tenant, [memory_id])
+        if not rows:
             return
-        yield batch
+        row = rows[0]
+        row.keys = keys
+        found = self._conn.execute(
+            "SELECT rid, scope_id FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
+        ).fetchone()
+        rid, scope_id = int(found[0]), int(found[1])
+        self._conn.execute(
+            "UPDATE memories SET key_own = ?, key_context_name = ?, key_context = ? WHERE rid = ?",
+            (keys.own, keys.context_name, keys.context_text, rid),
+        )
+        self._op(scope_id, _Op("keys", memory_id, _doc_of(row, rid)))
+        self.stale(tenant, [memory_id])
+
+    @_guarded
+    def stale(self, tenant: str, ids: Sequence[str]) -> None:
+        for memory_id in ids:
+            found = self._conn.execute(
+                "SELECT rid, scope_id FROM memories WHERE tenant = ? AND id = ?",
+                (tenant, memory_id),
+            ).fetchone()
+            if found is None:
+                continue
+            self._conn.execute("DELETE FROM vectors WHERE rid = ?", (found[0],))
+            self._queue(tenant, int(found[0]))
+            self._op(int(found[1]), _Op("unvector", memory_id))
+            self.purged = True  # the old vector was derived from text that may be gone
+
+    @_guarded
+    def delete(self, tenant: str, ids: Sequence[str], actor: str) -> int:
+        found = []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = builtins.list(ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            found += self._conn.execute(
+                f"SELECT rid, scope_id, id FROM memories WHERE tenant = ? AND id IN ({marks})",
+                [tenant, *chunk],
+            ).fetchall()
+        self._purge(tenant, [(int(r[0]), int(r[1]), str(r[2])) for r in found], actor)
+        return len(found)
+
+    @_guarded
+    def delete_scope(self, scope: Scope, actor: str) -> builtins.list[str]:
+        scope_id = _scope_id(self._conn, scope)
+        if scope_id is None:
+            return []
+        found = self._conn.execute(
+            "SELECT rid, id FROM memories WHERE scope_id = ?", (scope_id,)
+        ).fetchall()
+        self._purge(scope.tenant, [(int(r[0]), scope_id, str(r[1])) for r in found], actor)
+        return [str(r[1]) for r in found]
+
+    def _purge(self, tenant: str, rows: builtins.list[tuple[int, int, str]], actor: str) -> None:
+        if not rows:
+            return
+        # Vectors, jobs and source links go with the row (ON DELETE CASCADE).
+        self._conn.executemany("DELETE FROM memories WHERE rid = ?", [(r[0],) for r in rows])
+        # GDPR: the history keeps that a change happened, never what the deleted text was.
+        self._conn.executemany(
+            "UPDATE history SET before = NULL, after = NULL WHERE tenant = ? AND memory_id = ?",
+            [(tenant, r[2]) for r in rows],
+        )
+        for _, scope_id, memory_id in rows:
+            self._history(memory_id, tenant, "delete", None, None, actor)
+            self._op(scope_id, _Op("delete", memory_id))
+        self.purged = True
+
+    # -- derived work --------------------------------------------------------------------------
+
+    @_guarded
+    def put_vectors(self, tenant: str, items: Sequence[tuple[str, Keys, str, Vector]]) -> int:
+        stored = 0
+        for memory_id, keys, embed_hash, vector in items:
+            rows = _get(self._conn, tenant, [memory_id])
+            if not rows or rows[0].keys != keys:
+                continue  # deleted, or re-keyed since: its job stays for the new keys
+            rid, scope_id = self._conn.execute(
+                "SELECT rid, scope_id FROM memories WHERE tenant = ? AND id = ?",
+                (tenant, memory_id),
+            ).fetchone()
+            self._conn.execute(
+                "INSERT INTO vectors (rid, embed_hash, vec) VALUES (?, ?, ?) ON CONFLICT (rid) "
+                "DO UPDATE SET embed_hash = excluded.embed_hash, vec = excluded.vec",
+                (rid, embed_hash, np.asarray(vector, dtype=np.float32).tobytes()),
+            )
+            self._conn.execute("DELETE FROM jobs WHERE memory_rid = ? AND kind = 'embed'", (rid,))
+            vec = np.asarray(vector, dtype=np.float32)
+            self._op(int(scope_id), _Op("vector", memory_id, _doc_of(rows[0], int(rid)), vec))
+            stored += 1
+        return stored
+
+    @_guarded
+    def fail_jobs(self, tenant: str, ids: Sequence[str], error: str) -> None:
+        self._conn.executemany(
+            "UPDATE jobs SET attempts = attempts + 1, last_error = ?, updated_at = ? "
+            "WHERE kind = 'embed' AND memory_rid = "
+            "(SELECT rid FROM memories WHERE tenant = ? AND id = ?)",
+            [(error[:2000], self.now, tenant, i) for i in ids],
+        )
+
+    @_guarded
+    def set_meta(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @_guarded
+    def reset_vectors(self) -> int:
+        self._conn.execute("DELETE FROM vectors")
+        cur = self._conn.execute(
+            "INSERT INTO jobs (tenant, kind, memory_rid, created_at, updated_at) "
+            "SELECT tenant, 'embed', rid, ?, ? FROM memories WHERE true "
+            "ON CONFLICT (memory_rid, kind) DO NOTHING",
+            (self.now, self.now),
+        )
+        self._conn.execute("UPDATE scopes SET version = version + 1")
+        self.reset = True
+        return int(cur.rowcount)
 
 
-def _dt(ts: float) -> Any:
-    from datetime import datetime
+# -- helpers shared by readers and the writer ----------------------------------------------------
 
-    return datetime.fromtimestamp(ts, tz=UTC)
+
+def _scope_id(conn: sqlite3.Connection, scope: Scope) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM scopes WHERE tenant = ? AND user_id = ? AND agent_id = ?",
+        (scope.tenant, scope.user_id or "", scope.agent_id or ""),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _where(scope_id: int, flt: Filter) -> tuple[str, builtins.list[Any]]:
+    clauses: builtins.list[str] = ["m.scope_id = ?"]
+    params: builtins.list[Any] = [scope_id]
+    if flt.since is not None:
+        clauses.append("m.occurred_at >= ?")
+        params.append(flt.since)
+    if flt.until is not None:
+        clauses.append("m.occurred_at < ?")
+        params.append(flt.until)
+    if flt.session_id is not None:
+        clauses.append("m.session_id = ?")
+        params.append(flt.session_id)
+    if flt.kinds is not None:
+        clauses.append(f"m.kind IN ({','.join('?' * len(flt.kinds))})")
+        params.extend(flt.kinds)
+    for key, value in flt.metadata:
+        if isinstance(value, (dict, list)):
+            clauses.append("json_extract(m.metadata, ?) = json(?)")
+            params += [_json_path(key), _json(value)]
+        elif isinstance(value, bool):
+            clauses.append("json_type(m.metadata, ?) = ?")
+            params += [_json_path(key), "true" if value else "false"]
+        else:
+            clauses.append("json_extract(m.metadata, ?) = ?")
+            params += [_json_path(key), value]
+    return " AND ".join(clauses), params
+
+
+def _json_path(key: str) -> str:
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _get(conn: sqlite3.Connection, tenant: str, ids: Sequence[str]) -> builtins.list[Row]:
+    rows: builtins.list[Row] = []
+    unique = builtins.list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows += _rows(conn, f"{_SELECT} WHERE m.tenant = ? AND m.id IN ({marks})", [tenant, *chunk])
+    return rows
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> builtins.list[Row]:
+    rows = [_row_from(r) for r in conn.execute(sql, params)]
+    _attach_sources(conn, rows)
+    return rows
+
+
+def _last_rid(conn: sqlite3.Connection, row: Row) -> int | None:
+    found = conn.execute(
+        "SELECT rid FROM memories WHERE tenant = ? AND id = ?", (row.scope.tenant, row.id)
+    ).fetchone()
+    return None if found is None else int(found[0])
+
+
+def _attach_sources(conn: sqlite3.Connection, rows: builtins.list[Row]) -> None:
+    for row in rows:
+        if row.kind == "message":
+            continue
+        row.source_ids = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT src.id FROM sources x JOIN memories m ON m.rid = x.memory_rid "
+                "JOIN memories src ON src.rid = x.source_rid WHERE m.tenant = ? AND m.id = ? "
+                "ORDER BY src.occurred_at, src.rid",
+                (row.scope.tenant, row.id),
+            )
+        ]
 
 
 def _row_from(r: Sequence[Any]) -> Row:
     return Row(
-        id=str(r[1]),
-        scope=Scope(str(r[2]), r[3] or None, r[4] or None),
+        id=str(r[2]),
+        scope=Scope(str(r[1]), r[3] or None, r[4] or None),
         kind=str(r[5]),
         session_id=r[6] or None,
         role=r[7],
         name=r[8],
         text=str(r[9]),
-        occurred_at=float(r[10]),
-        recorded_at=float(r[11]),
-        updated_at=float(r[12]),
-        metadata=json.loads(r[13]),
-        time_mentions=json.loads(r[14]),
-        content_hash=str(r[15]),
-        index_text=str(r[16]),
+        keys=Keys(own=str(r[10]), context_name=r[11], context_text=str(r[12])),
+        occurred_at=float(r[13]),
+        tz_offset=None if r[14] is None else int(r[14]),
+        recorded_at=float(r[15]),
+        updated_at=float(r[16]),
+        metadata=json.loads(r[17]),
+        time_mentions=json.loads(r[18]),
+        dedupe_key=r[19],
     )
+
+
+def _doc(
+    ident: str, rid: int, when: float, kind: str, own: str, name: str | None, context: str
+) -> Doc:
+    quoted = Keys(own, name, context).quoted()
+    return (str(ident), int(rid), float(when), KIND_CODES.get(kind, -1), str(own), quoted)
+
+
+def _doc_of(row: Row, rid: int) -> Doc:
+    keys = row.keys
+    return (row.id, rid, row.occurred_at, KIND_CODES.get(row.kind, -1), keys.own, keys.quoted())
 
 
 def _snapshot(row: Row) -> dict[str, Any]:

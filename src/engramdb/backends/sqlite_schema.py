@@ -6,12 +6,117 @@ never left between two versions. A store written by a newer engramdb is refused,
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import time
+from collections.abc import Callable
 
 from ..errors import StoreVersionError
+from ..records import event_key
 
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+Step = str | Callable[[sqlite3.Connection], None]
+
+
+def _v3_identity_and_jobs(conn: sqlite3.Connection) -> None:
+    """Ids unique per tenant, event identity instead of a content hash, index keys as fields,
+    the speaker's offset, and the job table of derived work."""
+    conn.execute(
+        """
+        CREATE TABLE memories_v3 (
+            rid INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            scope_id INTEGER NOT NULL REFERENCES scopes(id),
+            kind TEXT NOT NULL,
+            session_id TEXT NOT NULL DEFAULT '',
+            role TEXT,
+            name TEXT,
+            text TEXT NOT NULL,
+            key_own TEXT NOT NULL,
+            key_context_name TEXT,
+            key_context TEXT NOT NULL DEFAULT '',
+            occurred_at REAL NOT NULL,
+            tz_offset INTEGER,
+            recorded_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            time_mentions TEXT NOT NULL DEFAULT '[]',
+            dedupe_key TEXT,
+            UNIQUE (tenant, id)
+        )
+        """
+    )
+    old = conn.execute(
+        "SELECT m.rid, s.tenant, m.id, m.scope_id, m.kind, m.session_id, m.role, m.name, m.text, "
+        "m.index_text, m.occurred_at, m.recorded_at, m.updated_at, m.metadata, m.time_mentions, "
+        "m.content_hash FROM memories m JOIN scopes s ON s.id = m.scope_id ORDER BY m.rid"
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO memories_v3 (rid, tenant, id, scope_id, kind, session_id, role, name, text, "
+        "key_own, key_context_name, key_context, occurred_at, recorded_at, updated_at, metadata, "
+        "time_mentions, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [_v3_row(r) for r in old],
+    )
+    for statement in (
+        "DROP TABLE memories",
+        "ALTER TABLE memories_v3 RENAME TO memories",
+        "CREATE UNIQUE INDEX memories_dedupe ON memories (scope_id, dedupe_key) "
+        "WHERE dedupe_key IS NOT NULL",
+        "CREATE INDEX memories_scope_order ON memories (scope_id, rid)",
+        "CREATE INDEX memories_session_order ON memories (scope_id, session_id, occurred_at, rid)",
+        "CREATE INDEX history_tenant ON history (tenant, memory_id, id)",
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            memory_rid INTEGER NOT NULL REFERENCES memories(rid) ON DELETE CASCADE,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (memory_rid, kind)
+        )
+        """,
+        "CREATE INDEX jobs_tenant ON jobs (tenant, id)",
+        # Records written before v3 have vectors; any without one becomes pending work.
+        "INSERT INTO jobs (tenant, kind, memory_rid, created_at, updated_at) "
+        "SELECT m.tenant, 'embed', m.rid, strftime('%s','now'), strftime('%s','now') "
+        "FROM memories m WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.rid = m.rid)",
+    ):
+        conn.execute(statement)
+
+
+_OLD_MARK = "\n(after "
+
+
+def _v3_row(r: tuple[object, ...]) -> tuple[object, ...]:
+    (rid, tenant, ident, scope_id, kind, session, role, name, text, index_text) = r[:10]
+    occurred, recorded, updated, metadata, mentions, content_hash = r[10:]
+    own, mark, quoted = str(index_text).rpartition(_OLD_MARK)
+    context_name: str | None = None
+    context = ""
+    if not mark:
+        own = str(index_text)
+    else:
+        who, sep, rest = quoted.removesuffix(")").partition(": ")
+        context_name, context = (who, rest) if sep else (None, who)
+    # Before v3 a message's identity hashed its timestamp as given, or None when it had none.
+    untimed = json.dumps([role, name, text, None], ensure_ascii=False)
+    timed = hashlib.sha256(untimed.encode("utf-8", "surrogatepass")).hexdigest() != content_hash
+    dedupe = (
+        event_key(str(session) or None, role, name, str(text), float(occurred))  # type: ignore[arg-type]
+        if timed
+        else None
+    )
+    return (
+        rid, tenant, ident, scope_id, kind, session, role, name, text, own, context_name,
+        context, occurred, recorded, updated, metadata, mentions, dedupe,
+    )  # fmt: skip
+
+
+MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (
         1,
         "initial",
@@ -81,6 +186,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         DROP TABLE memories_fts;
         """,
     ),
+    (3, "tenant ids, event identity, key fields, jobs", _v3_identity_and_jobs),
 )
 
 LATEST = MIGRATIONS[-1][0]
@@ -111,22 +217,37 @@ def migrate(conn: sqlite3.Connection, path: str) -> int:
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
         )
-    for version, name, sql in MIGRATIONS:
-        if version <= found:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (version, name, time.time()),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    # A table rebuild drops the old table: with foreign keys on, that would cascade into the
+    # tables that point at it. Off for the migration (it can only change outside a transaction),
+    # checked before the commit.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for version, name, step in MIGRATIONS:
+            if version > found:
+                _apply(conn, version, name, step)
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
     return found
+
+
+def _apply(conn: sqlite3.Connection, version: int, name: str, step: Step) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if callable(step):
+            step(conn)
+        else:
+            for statement in _statements(step):
+                conn.execute(statement)
+        if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+            raise sqlite3.IntegrityError(f"migration {version} broke a foreign key")
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (version, name, time.time()),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _statements(sql: str) -> list[str]:

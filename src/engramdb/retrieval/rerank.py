@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..backends.base import Row
+from ..records import Row
 from ..types import TimeMention
 
 #: Weight of a candidate said by the person the question names ("What did Caroline ...?").

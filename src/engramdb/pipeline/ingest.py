@@ -1,0 +1,182 @@
+"""The write path after validation: episode first, then derived work from durable jobs.
+
+``add`` commits the episodes, their keys and an embed job each in one transaction, then runs the
+jobs (inline by default). A failing embedder, or a crash between the two steps, leaves every
+episode stored, searchable by its words, and its job pending: :meth:`Ingest.process` (or
+``Memory.process()`` / ``engram process``) finishes it. Corrections and deletes re-key the turn
+after the changed one inside their own transaction, and drop its vector there, since it was
+computed from text that is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..backends.base import Store, Transaction
+from ..embedders import Embedder
+from ..errors import MemoryNotFound
+from ..records import Row, Vector
+from ..types import Scope
+from .keys import embed_hash, embed_text, with_previous
+
+log = logging.getLogger("engramdb")
+#: Records embedded per embedder call and per vector transaction.
+EMBED_BATCH = 256
+
+
+@dataclass
+class ProcessReport:
+    """What a run of pending work did."""
+
+    done: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Ingest:
+    """Episodes -> keys -> jobs -> vectors, over one store and one embedder."""
+
+    def __init__(self, store: Store, embedder: Embedder) -> None:
+        self.store = store
+        self.embedder = embedder
+
+    # -- episodes ------------------------------------------------------------------------------
+
+    def add(
+        self, rows: Sequence[Row], actor: str, *, inline: bool = True
+    ) -> list[tuple[str, bool]]:
+        """Store episodes (one transaction) and embed the new ones; for each, the id it is
+        stored under and whether it was new."""
+        tenant = rows[0].scope.tenant
+        with self.store.transaction() as tx:
+            previous = tx.previous(rows[0].scope, rows[0].session_id, rows[0].occurred_at)
+            for row in rows:
+                row.keys = with_previous(row.keys.own, previous)
+                previous = row
+            stored = tx.insert(rows, actor)
+            new = [row for row, (_, created) in zip(rows, stored, strict=True) if created]
+            if new:
+                self._rekey_after(tx, new[-1], {r.id for r in rows})
+        if inline and new:
+            self.embed(tenant, [r.id for r in new])
+        return stored
+
+    def _rekey_after(self, tx: Transaction, row: Row, batch: set[str]) -> None:
+        """A message stored after this one (an older history imported later) now follows it."""
+        _, after = tx.neighbours(row.scope.tenant, row.id)
+        if after is not None and after.id not in batch:
+            tx.set_keys(row.scope.tenant, after.id, with_previous(after.keys.own, row))
+
+    def update(self, row: Row, actor: str, *, text_changed: bool) -> None:
+        """Replace a record (keys already built from its own text) in one transaction."""
+        tenant = row.scope.tenant
+        with self.store.transaction() as tx:
+            before, after = tx.neighbours(tenant, row.id)
+            if row.kind == "message":
+                row.keys = with_previous(row.keys.own, before)
+            tx.update(row, actor)
+            if text_changed:
+                tx.stale(tenant, [row.id])
+                if after is not None:
+                    tx.set_keys(tenant, after.id, with_previous(after.keys.own, row))
+            stale = [row.id] + ([after.id] if text_changed and after is not None else [])
+        if text_changed:
+            self.embed(tenant, stale)
+
+    def delete(self, tenant: str, memory_id: str, actor: str) -> None:
+        """Purge a record, and re-key the turn after it, in one transaction."""
+        with self.store.transaction() as tx:
+            before, after = tx.neighbours(tenant, memory_id)
+            if tx.delete(tenant, [memory_id], actor) == 0:
+                raise MemoryNotFound(memory_id)
+            if after is not None:
+                tx.set_keys(tenant, after.id, with_previous(after.keys.own, before))
+        if after is not None:
+            self.embed(tenant, [after.id])
+
+    def delete_scope(self, scope: Scope, actor: str) -> int:
+        with self.store.transaction() as tx:
+            return len(tx.delete_scope(scope, actor))
+
+    def import_rows(self, rows: Sequence[Row], actor: str) -> int:
+        """Store exported records as they are (ids, times, keys); how many were new."""
+        if not rows:
+            return 0
+        with self.store.transaction() as tx:
+            stored = tx.insert(rows, actor)
+        new = [row.id for row, (_, created) in zip(rows, stored, strict=True) if created]
+        by_tenant: dict[str, list[str]] = {}
+        for row in rows:
+            if row.id in new:
+                by_tenant.setdefault(row.scope.tenant, []).append(row.id)
+        for tenant, ids in by_tenant.items():
+            self.embed(tenant, ids)
+        return len(new)
+
+    # -- derived work --------------------------------------------------------------------------
+
+    def embed(self, tenant: str, ids: Sequence[str]) -> ProcessReport:
+        """Compute and store the vectors of records; a failure is recorded on their jobs."""
+        report = ProcessReport()
+        for start in range(0, len(ids), EMBED_BATCH):
+            self._embed_batch(tenant, ids[start : start + EMBED_BATCH], report)
+        return report
+
+    def _embed_batch(self, tenant: str, ids: Sequence[str], report: ProcessReport) -> None:
+        rows = self.store.get(tenant, ids)
+        if not rows:
+            return
+        texts = [embed_text(r.keys) for r in rows]
+        hashes = [embed_hash(self.embedder.name, t) for t in texts]
+        try:
+            vectors = self._vectors(texts, hashes)
+        except Exception as exc:  # any embedder failure: recorded, never a lost episode
+            error = f"{type(exc).__name__}: {exc}"
+            with self.store.transaction() as tx:
+                tx.fail_jobs(tenant, [r.id for r in rows], error)
+            log.warning(
+                "engramdb: embedding %d record(s) failed (%s); they are stored and found by "
+                "their words, and Memory.process() retries them",
+                len(rows),
+                error,
+            )
+            report.failed += len(rows)
+            report.errors.append(error)
+            return
+        items = [(r.id, r.keys, hashes[i], vectors[i]) for i, r in enumerate(rows)]
+        with self.store.transaction() as tx:
+            report.done += tx.put_vectors(tenant, items)
+
+    def _vectors(self, texts: list[str], hashes: list[str]) -> Vector:
+        cached = self.store.cached_vectors(hashes)
+        todo = [i for i, h in enumerate(hashes) if h not in cached]
+        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        if todo:
+            fresh = np.asarray(self.embedder.embed([texts[i] for i in todo]), dtype=np.float32)
+            if fresh.shape != (len(todo), self.embedder.dim) or not np.isfinite(fresh).all():
+                raise ValueError(
+                    f"embedder {self.embedder.name} returned an array of shape {fresh.shape} "
+                    f"(or non-finite values) for {len(todo)} texts of dimension {self.embedder.dim}"
+                )
+            out[todo] = fresh
+        for i, h in enumerate(hashes):
+            if h in cached:
+                out[i] = cached[h]
+        return out
+
+    def process(self, tenant: str | None, limit: int) -> ProcessReport:
+        """Run up to ``limit`` pending jobs (every tenant's when ``tenant`` is None)."""
+        report = ProcessReport()
+        by_tenant: dict[str, list[str]] = {}
+        for job in self.store.jobs(tenant, limit):
+            by_tenant.setdefault(job.tenant, []).append(job.memory_id)
+        for job_tenant, ids in by_tenant.items():
+            part = self.embed(job_tenant, ids)
+            report.done += part.done
+            report.failed += part.failed
+            report.errors += part.errors
+        return report

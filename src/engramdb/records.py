@@ -1,0 +1,150 @@
+"""The neutral data of every layer: stored rows, their index keys, filters and cursors.
+
+Nothing here imports the rest of the package except errors and types, so backends, the write path
+and the read path can all share it without importing each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InvalidCursor
+from .types import KINDS, Scope
+
+Vector = npt.NDArray[np.float32]
+#: Candidate lists: (memory id, score), best first.
+Scored = list[tuple[str, float]]
+
+KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What a record is indexed and embedded under, as fields (never one string to re-parse).
+
+    ``own`` is the record's speaker, text and resolved dates; ``context_name`` and
+    ``context_text`` are the end of the turn before it in its session, which a reply is found
+    through ("Loved it!" answers "...did you like the concert?").
+    """
+
+    own: str
+    context_name: str | None = None
+    context_text: str = ""
+
+    def quoted(self) -> str:
+        """The quoted turn as the lexical index reads it (weighted below the own words)."""
+        if not self.context_text:
+            return ""
+        return (
+            f"{self.context_name} {self.context_text}" if self.context_name else self.context_text
+        )
+
+
+@dataclass
+class Row:
+    """A record as stored. Times are epoch seconds; ``tz_offset`` is the speaker's UTC offset in
+    seconds when the caller's timestamp said it (None: unknown, shown as UTC)."""
+
+    id: str
+    scope: Scope
+    kind: str
+    session_id: str | None
+    role: str | None
+    name: str | None
+    text: str
+    occurred_at: float
+    recorded_at: float
+    updated_at: float
+    metadata: dict[str, Any]
+    time_mentions: builtins.list[dict[str, Any]]
+    keys: Keys
+    #: Identity of the event for idempotent adds (None: always a new event).
+    dedupe_key: str | None = None
+    tz_offset: int | None = None
+    source_ids: builtins.list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Restrictions applied inside candidate search and listing (all optional, all ANDed).
+
+    ``since``/``until`` bound the event time (``until`` is exclusive); ``metadata`` is equality on
+    top-level keys of the record's metadata.
+    """
+
+    since: float | None = None
+    until: float | None = None
+    session_id: str | None = None
+    kinds: tuple[str, ...] | None = None
+    metadata: tuple[tuple[str, Any], ...] = ()
+
+    def needs_rows(self) -> bool:
+        """Whether the filter looks at stored fields that the in-memory indexes do not keep."""
+        return self.session_id is not None or bool(self.metadata)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Derived work recorded with the write that needs it (today: embed one record's key)."""
+
+    id: int
+    kind: str
+    memory_id: str
+    tenant: str
+    attempts: int
+    last_error: str | None
+
+
+def listing_fingerprint(scope: Scope, flt: Filter) -> str:
+    """What a cursor is valid for: the scope and the filter of the listing that made it."""
+    payload = json.dumps(
+        [scope.tenant, scope.user_id, scope.agent_id, flt.session_id, flt.kinds],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def encode_cursor(fingerprint: str, position: int) -> str:
+    """An opaque cursor: the listing it belongs to and the last position returned."""
+    raw = json.dumps({"v": 1, "f": fingerprint, "p": position}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: object, fingerprint: str) -> int:
+    """The position a cursor continues after.
+
+    Raises:
+        InvalidCursor: not a cursor, or one made by a listing of another scope or filter.
+    """
+    if not isinstance(cursor, str) or len(cursor) > 200:
+        raise InvalidCursor(cursor)
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor(cursor) from exc
+    if not isinstance(data, dict) or data.get("v") != 1 or not isinstance(data.get("p"), int):
+        raise InvalidCursor(cursor)
+    if data.get("f") != fingerprint:
+        raise InvalidCursor(cursor, foreign=True)
+    return int(data["p"])
+
+
+def event_key(
+    session_id: str | None, role: str | None, name: str | None, content: str, instant: float
+) -> str:
+    """Identity of a message whose caller gave its time: the same session, speaker, words and
+    instant are the same event, however the instant was written (``Z``, ``+02:00``, epoch)."""
+    payload = json.dumps(
+        [session_id or "", role, name, content, round(instant * 1_000_000)], ensure_ascii=False
+    )
+    return "e:" + hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
