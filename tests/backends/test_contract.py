@@ -218,11 +218,11 @@ def test_delete_scope_leaves_other_scopes(store: Store) -> None:
 # -- listing -------------------------------------------------------------------------------------
 
 
-def _page_all(store: Store, scope: Scope, size: int, flt: Filter = Filter()) -> list[str]:
+def _page_all(store: Store, scope: Scope, size: int) -> list[str]:
     seen: list[str] = []
     cursor = None
     while True:
-        rows, cursor = store.list(scope, flt, size, cursor)
+        rows, cursor = store.list(scope, Filter(), size, cursor)
         seen += [r.id for r in rows]
         if cursor is None:
             return seen
