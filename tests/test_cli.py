@@ -347,3 +347,19 @@ def test_import_progress_of_a_json_document_has_no_total(tmp_path: Path) -> None
     locomo.write_text(json.dumps([sample]))
     # Counting its messages would mean parsing it twice: the bar honestly says "?".
     assert "2/?" in _in_a_terminal("--db", str(tmp_path / "l.db"), "import", str(locomo))
+
+
+def test_process_finishes_work_left_pending(engram, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    ident = engram("add", "--user", "ana", "I adopted a beagle").output.strip()
+    with sqlite3.connect(tmp_path / "cli.db") as conn:  # as if the embedder had been down
+        conn.execute("DELETE FROM vectors")
+        conn.execute(
+            "INSERT INTO jobs (tenant, kind, memory_rid, created_at, updated_at) "
+            "SELECT tenant, 'embed', rid, 0, 0 FROM memories"
+        )
+    assert json.loads(engram("stats").output)["jobs_pending"] == 1
+    assert engram("process").output.strip() == "done 1, failed 0, pending 0"
+    assert json.loads(engram("stats").output)["jobs_pending"] == 0
+    assert ident in engram("search", "--user", "ana", "beagle", "--json").output

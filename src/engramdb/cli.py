@@ -393,9 +393,24 @@ def export(ctx: click.Context, path: str, user_id: str | None, agent_id: str | N
 @main.command()
 @click.pass_context
 def stats(ctx: click.Context) -> None:
-    """Show counts and sizes of the store."""
+    """Show counts and sizes of the store, and its pending work."""
     with _memory(ctx) as mem:
         _print_json(mem.stats())
+
+
+@main.command()
+@click.option("--limit", default=10_000, show_default=True, help="Most jobs to run.")
+@click.pass_context
+def process(ctx: click.Context, limit: int) -> None:
+    """Finish pending work (embedding) left by an add whose embedder failed or was killed."""
+    with _memory(ctx) as mem:
+        report = mem.process(limit=limit)
+        pending = mem.stats()["jobs_pending"]
+    click.echo(f"done {report.done}, failed {report.failed}, pending {pending}")
+    for error in dict.fromkeys(report.errors):
+        click.echo(f"error: {printable(error)}", err=True)
+    if report.failed:
+        sys.exit(1)
 
 
 @main.command()
