@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -12,6 +15,8 @@ from engramdb.temporal import (
     find_time_mentions,
     parse_query_time,
     parse_timestamp,
+    speaker_clock,
+    speaker_offset,
 )
 
 MON_8_MAY_2023 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -19,7 +24,32 @@ SAT_2_MAR_2024 = datetime(2024, 3, 2, 9, 15, tzinfo=UTC)  # a leap year
 SUN_1_JAN_2023 = datetime(2023, 1, 1, 10, 0, tzinfo=UTC)
 THU_18_APR_2024 = datetime(2024, 4, 18, 21, 5, tzinfo=UTC)
 MON_15_JAN_2024 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
+WED_10_MAY_2023 = datetime(2023, 5, 10, 18, 0, tzinfo=UTC)
+SAT_13_MAY_2023 = datetime(2023, 5, 13, 18, 0, tzinfo=UTC)
+SUN_14_MAY_2023 = datetime(2023, 5, 14, 18, 0, tzinfo=UTC)
 PLUS_2 = timezone(timedelta(hours=2))
+PLUS_9 = timezone(timedelta(hours=9))
+MINUS_2 = timezone(timedelta(hours=-2))
+
+
+def _machine_zone(monkeypatch: pytest.MonkeyPatch, zone: str) -> Iterator[None]:
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time is Tokyo's (UTC+9, no daylight saving)."""
+    yield from _machine_zone(monkeypatch, "Asia/Tokyo")
+
+
+@pytest.fixture
+def in_lisbon(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time is Lisbon's (UTC+0 in winter, UTC+1 in summer)."""
+    yield from _machine_zone(monkeypatch, "Europe/Lisbon")
 
 
 @pytest.mark.parametrize(
@@ -302,7 +332,6 @@ def test_query_windows_follow_as_of() -> None:
         (1683554160, datetime(2023, 5, 8, 13, 56, tzinfo=UTC)),
         (1683554160.5, datetime(2023, 5, 8, 13, 56, 0, 500000, tzinfo=UTC)),
         ("1683554160", datetime(2023, 5, 8, 13, 56, tzinfo=UTC)),
-        (datetime(2023, 5, 8, 13, 56), datetime(2023, 5, 8, 13, 56, tzinfo=UTC)),
         (
             datetime(2023, 5, 8, 15, 56, tzinfo=PLUS_2),
             datetime(2023, 5, 8, 13, 56, tzinfo=UTC),
@@ -327,11 +356,218 @@ def test_parse_timestamp(value: object, expected: datetime) -> None:
         "13:56 on 8 Mayo, 2023",
         None,
         True,
+        False,
         [2023],
         float("nan"),
+        float("inf"),
+        float("-inf"),
+        1e300,
+        -1e300,
         10**20,
+        -(10**20),
+        pytest.param(10**5000, id="int-too-long-to-print"),
+        "-99999999999",
+        # Instants outside the years 1 to 9999 once in UTC.
+        datetime(1, 1, 1, tzinfo=PLUS_2),
+        datetime(9999, 12, 31, 23, tzinfo=MINUS_2),
+        "0001-01-01T00:00:00+02:00",
+        "9999-12-31T23:00:00-02:00",
+        "2023-05-08\ud800",
+        "2023-05-08\x00",
+        pytest.param("2023-05-08" + " 13:56" * 200_000, id="long-text"),
+        pytest.param("x" * 1_000_000, id="a-megabyte-of-x"),
+        b"2023-05-08",
+        date(2023, 5, 8),
+        Decimal("1683554160"),
+        object(),
     ],
 )
 def test_bad_timestamps_say_what_to_use(value: object) -> None:
-    with pytest.raises(InvalidTimestamp, match="ISO 8601"):
+    with pytest.raises(InvalidTimestamp, match="ISO 8601") as raised:
         parse_timestamp(value)  # type: ignore[arg-type]
+    assert raised.value.value is value
+    assert len(str(raised.value)) < 400  # a megabyte of junk is not a megabyte of message
+
+
+def test_bad_timestamps_are_named_by_the_caller() -> None:
+    with pytest.raises(InvalidTimestamp, match=r"^as_of 'soon' is not a date"):
+        parse_timestamp("soon", where="as_of")
+    with pytest.raises(InvalidTimestamp, match=r"^timestamp 'soon' is not a date"):
+        parse_timestamp("soon")
+
+
+def test_a_naive_datetime_is_local_time(in_tokyo: None) -> None:
+    naive = datetime(2023, 5, 8, 22, 56)  # 22:56 in Tokyo is 13:56 in UTC
+    assert parse_timestamp(naive) == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    assert parse_timestamp(naive).timestamp() == naive.timestamp()
+    assert abs(parse_timestamp(datetime.now()) - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_naive_text_is_utc_on_any_machine(in_tokyo: None) -> None:
+    assert parse_timestamp("2023-05-08T13:56:00") == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    assert parse_timestamp("1:56 pm on 8 May, 2023") == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+
+
+def test_every_form_of_one_instant_is_that_instant(in_tokyo: None) -> None:
+    forms: list[str | datetime | int | float] = [
+        datetime(2023, 5, 8, 22, 56),
+        datetime(2023, 5, 8, 22, 56, tzinfo=PLUS_9),
+        datetime(2023, 5, 8, 15, 56, tzinfo=PLUS_2),
+        "2023-05-08T13:56:00Z",
+        "2023-05-08T13:56:00",
+        "2023-05-08T15:56:00+02:00",
+        1683554160,
+        1683554160.0,
+        "1683554160",
+    ]
+    assert {parse_timestamp(form) for form in forms} == {MON_8_MAY_2023}
+
+
+def test_a_naive_datetime_that_is_not_an_instant_in_utc(in_tokyo: None) -> None:
+    # 05:00 on 1 January of year 1 in Tokyo is in year 0 in UTC.
+    with pytest.raises(InvalidTimestamp, match="datetime"):
+        parse_timestamp(datetime(1, 1, 1, 5))
+
+
+@pytest.mark.parametrize(
+    ("raw", "offset"),
+    [
+        (datetime(2023, 5, 8, 15, 56, tzinfo=PLUS_2), 7200),
+        (datetime(2023, 5, 8, 11, 56, tzinfo=MINUS_2), -7200),
+        (datetime(2023, 5, 8, 13, 56, tzinfo=UTC), 0),
+        ("2023-05-08T15:56:00+02:00", 7200),
+        ("2023-05-08T06:26:00-07:30", -27000),
+        ("2023-05-08T13:56:00Z", 0),
+        (datetime(2023, 5, 8, 22, 56), 9 * 3600),  # local: Tokyo
+        ("2023-05-08T13:56:00", None),  # names no clock
+        ("1:56 pm on 8 May, 2023", None),
+        (1683554160, None),
+        ("1683554160", None),
+        (None, None),
+        ("not a date", None),
+        ("0001-01-01T00:00:00+02:00", None),  # not an instant parse_timestamp accepts
+    ],
+)
+def test_speaker_offset(raw: object, offset: int | None, in_tokyo: None) -> None:
+    assert speaker_offset(raw) == offset
+
+
+def test_speaker_offset_of_a_naive_datetime_is_the_local_one_at_that_instant(
+    in_lisbon: None,
+) -> None:
+    assert speaker_offset(datetime(2023, 1, 15, 12, 0)) == 0
+    assert speaker_offset(datetime(2023, 7, 15, 12, 0)) == 3600
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        (7200, datetime(2023, 5, 8, 15, 56, tzinfo=PLUS_2)),
+        (-7200, datetime(2023, 5, 8, 11, 56, tzinfo=MINUS_2)),
+        (None, MON_8_MAY_2023),
+        (0, MON_8_MAY_2023),
+    ],
+)
+def test_speaker_clock(offset: int | None, expected: datetime) -> None:
+    on_clock = speaker_clock(MON_8_MAY_2023, offset)
+    assert on_clock == MON_8_MAY_2023
+    assert (on_clock.hour, on_clock.utcoffset()) == (expected.hour, expected.utcoffset())
+
+
+def test_speaker_clock_round_trips_the_speakers_offset() -> None:
+    raw = "2023-05-08T00:30:00+02:00"
+    on_clock = speaker_clock(parse_timestamp(raw), speaker_offset(raw))
+    assert on_clock.isoformat() == raw
+    assert annotate("yesterday", on_clock) == "yesterday = 7 May 2023"
+
+
+@pytest.mark.parametrize(
+    ("instant", "offset"),
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), -7200),  # would be year 0
+        (datetime(9999, 12, 31, 23, tzinfo=UTC), 7200),  # would be year 10000
+        (MON_8_MAY_2023, 86_400),  # not an offset
+        (MON_8_MAY_2023, 10**30),
+    ],
+)
+def test_speaker_clock_falls_back_to_utc(instant: datetime, offset: int) -> None:
+    on_clock = speaker_clock(instant, offset)
+    assert on_clock == instant
+    assert on_clock.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "ref", "start"),
+    [
+        # Said on a weekday, the clause's tense decides.
+        ("I finished reading it this weekend", WED_10_MAY_2023, datetime(2023, 5, 6)),
+        ("Did you do anything fun this weekend?", WED_10_MAY_2023, datetime(2023, 5, 6)),
+        ("I'm going hiking this weekend", WED_10_MAY_2023, datetime(2023, 5, 13)),
+        ("We'll go hiking this weekend", WED_10_MAY_2023, datetime(2023, 5, 13)),
+        ("this weekend we hike", WED_10_MAY_2023, datetime(2023, 5, 13)),
+        # Said on the weekend, it is this one either way.
+        ("I finished reading it this weekend", SAT_13_MAY_2023, datetime(2023, 5, 13)),
+        ("I'm going hiking this weekend", SAT_13_MAY_2023, datetime(2023, 5, 13)),
+        ("I finished reading it this weekend", SUN_14_MAY_2023, datetime(2023, 5, 13)),
+        ("I'm going hiking this weekend", SUN_14_MAY_2023, datetime(2023, 5, 13)),
+    ],
+)
+def test_this_weekend_follows_the_tense(text: str, ref: datetime, start: datetime) -> None:
+    (m,) = find_time_mentions(text, ref)
+    assert (m.start, m.end, m.granularity) == (
+        start.replace(tzinfo=UTC),
+        start.replace(tzinfo=UTC) + timedelta(days=2),
+        "weekend",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I finished it this week", "this week = the week of 8 May 2023"),
+        ("I'll finish it this week", "this week = the week of 8 May 2023"),
+        ("I finished it this month", "this month = May 2023"),
+        ("I'll finish it this month", "this month = May 2023"),
+        ("I finished it this year", "this year = 2023"),
+    ],
+)
+def test_this_week_month_and_year_are_current_in_either_tense(text: str, expected: str) -> None:
+    assert annotate(text, WED_10_MAY_2023) == expected
+
+
+def test_what_did_i_do_this_weekend_asked_midweek() -> None:
+    window = parse_query_time("what did I do this weekend?", WED_10_MAY_2023)
+    assert window is not None
+    assert (window.start, window.end) == (
+        datetime(2023, 5, 6, tzinfo=UTC),
+        datetime(2023, 5, 8, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        ("Saturday or ſaturday?", MON_8_MAY_2023),  # re.I takes the long s for an "s"
+        ("next year", datetime(9999, 6, 1, tzinfo=UTC)),
+        ("last year", datetime(1, 6, 1, tzinfo=UTC)),
+        ("next Christmas", datetime(9999, 12, 26, tzinfo=UTC)),
+    ],
+)
+def test_mentions_that_are_no_date_are_dropped(text: str, ref: datetime) -> None:
+    assert [m.text for m in find_time_mentions(text, ref)] in ([], ["Saturday"])
+
+
+@pytest.mark.parametrize(
+    ("query", "as_of"),
+    [
+        ("until yesterday", datetime(1900, 1, 1, tzinfo=UTC)),
+        ("since last year", datetime(5000, 6, 1, tzinfo=UTC)),
+        ("after next month", datetime(2998, 12, 15, tzinfo=UTC)),
+    ],
+)
+def test_a_mention_beyond_the_far_bound_is_not_opened(query: str, as_of: datetime) -> None:
+    window = parse_query_time(query, as_of)
+    assert window is not None
+    assert window.start < window.end
+    (mention,) = find_time_mentions(query, as_of)
+    assert (window.start, window.end) == (mention.start, mention.end)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 
 from dateutil.easter import easter
@@ -92,51 +92,122 @@ _LONGMEMEVAL = re.compile(
     r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:\s*\([a-z]+\))?(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$", re.I
 )
 _EPOCH = re.compile(r"^-?\d{9,11}(?:\.\d+)?$")
+#: Longer than any form parse_timestamp accepts ("2023-05-08T13:56:00.123456+02:00" is 32): text
+#: this long is junk, not worth the parsers' time.
+_MAX_TEXT = 64
 
 
-def parse_timestamp(value: str | datetime | int | float) -> datetime:
+def parse_timestamp(value: str | datetime | int | float, *, where: str = "timestamp") -> datetime:
     """Read a caller-supplied time as an aware UTC datetime.
 
     Accepts ISO 8601 with or without a time or zone (``2023-05-08``, ``2023-05-08 13:56``,
     ``2023-05-08T13:56:00Z``, ``...+02:00``), datetimes, epoch seconds (numbers, or strings of
     9-11 digits), and the benchmark forms ``1:56 pm on 8 May, 2023`` (LoCoMo) and
-    ``2023/05/20 (Sat) 02:21`` (LongMemEval). Naive values are taken as UTC.
+    ``2023/05/20 (Sat) 02:21`` (LongMemEval).
+
+    A naive datetime is local time, as Python's own ``datetime.timestamp()`` reads it, so
+    ``datetime.now()`` is now. Naive text is UTC: a conversation log's timestamps are the wall
+    clock of the conversation, not of the machine that reads the log.
 
     Args:
         value: The timestamp as given by the caller.
+        where: What the value is, to name it in the error ("as_of", "message 2 timestamp").
 
     Returns:
         The same instant, timezone-aware, in UTC.
 
     Raises:
-        InvalidTimestamp: The value is none of the above, or not a real date.
+        InvalidTimestamp: The value is none of the above, not a real date, or an instant outside
+            the years 1 to 9999 in UTC.
+    """
+    given = _as_given(value)
+    parsed = None if given is None else _to_utc(given)
+    if parsed is None:
+        raise InvalidTimestamp(value, where)  # which shows the value cut short
+    return parsed
+
+
+def speaker_offset(raw: object) -> int | None:
+    """The UTC offset of the clock a caller's timestamp was given on, in seconds.
+
+    Stored with each message, it shows the message's time on the speaker's own clock and puts
+    "yesterday" on the speaker's calendar.
+
+    Args:
+        raw: The timestamp as the caller gave it (any value :func:`parse_timestamp` accepts).
+
+    Returns:
+        The offset an aware datetime, or text with ``Z`` or ``+02:00``, carries; for a naive
+        datetime, the local offset at that instant (it is local time). None when the value names
+        no clock (naive text, epoch seconds), is None, or is no timestamp at all.
+    """
+    given = _as_given(raw)
+    offset = None if given is None or _to_utc(given) is None else given.utcoffset()
+    return None if offset is None else round(offset.total_seconds())
+
+
+def speaker_clock(instant: datetime, offset: int | None) -> datetime:
+    """An instant on the speaker's clock: at the fixed offset :func:`speaker_offset` gave.
+
+    Args:
+        instant: An aware datetime, as :func:`parse_timestamp` returns.
+        offset: Seconds east of UTC, or None for UTC.
+
+    Returns:
+        The same instant at that offset. In UTC when the offset is None or not a real one (a day
+        or more), or when the instant at that offset would fall outside the years 1 to 9999.
+    """
+    try:
+        return instant.astimezone(timezone(timedelta(seconds=offset or 0)))
+    except (OverflowError, ValueError):
+        return instant.astimezone(UTC)
+
+
+def _as_given(value: object) -> datetime | None:
+    """A caller's timestamp on the clock it was given in, or None if it is not one.
+
+    Aware when the caller named the clock (an offset, a ``Z``, a datetime object: a naive one is
+    on the local clock); naive when it did not (naive text; epoch seconds, as UTC).
     """
     if isinstance(value, datetime):
-        return _as_utc(value)
+        return _on_own_clock(value)
     # bool is an int, but True is never meant as 1970-01-01T00:00:01.
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_epoch(value)
     if isinstance(value, str):
-        parsed = _parse_text(value.strip())
-        if parsed is not None:
-            return _as_utc(parsed)
-    raise InvalidTimestamp(value)
+        return _parse_text(value.strip())
+    return None
 
 
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _from_epoch(value: float) -> datetime:
+def _on_own_clock(value: datetime) -> datetime | None:
     try:
-        return datetime.fromtimestamp(value, tz=UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise InvalidTimestamp(value) from exc
+        if value.utcoffset() is None:  # naive, or a tzinfo that does not know its offset
+            return value.replace(tzinfo=None).astimezone()
+        return value
+    # Local time within a day of year 1 or 9999 cannot be placed; a broken tzinfo.
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
+
+
+def _to_utc(given: datetime) -> datetime | None:
+    if given.tzinfo is None:
+        return given.replace(tzinfo=UTC)
+    try:
+        return given.astimezone(UTC)
+    except (OverflowError, ValueError):  # 1 January of year 1 at +02:00 is in year 0 in UTC
+        return None
+
+
+def _from_epoch(value: float) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(value, tz=UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):  # NaN, infinite, or beyond year 9999
+        return None
 
 
 def _parse_text(text: str) -> datetime | None:
+    if len(text) > _MAX_TEXT:
+        return None
     if _EPOCH.match(text):
         return _from_epoch(float(text))
     for parse in (_parse_iso, _parse_locomo, _parse_longmemeval):
@@ -308,8 +379,14 @@ def _named_day(m: re.Match[str], ctx: _Context) -> _Resolved:
 
 
 def _relative_unit(m: re.Match[str], ctx: _Context) -> _Resolved:
-    offset = {"this": 0, "next": 1, "coming": 1, "this coming": 1}.get(_norm(m["which"]), -1)
-    return _unit(ctx.ref, _norm(m["unit"]), offset)
+    which, unit = _norm(m["which"]), _norm(m["unit"])
+    # On a weekday "this weekend" is the coming one, unless the clause speaks of the past: "I
+    # finished it this weekend" said on a Wednesday. "This week" or "month" is the current one
+    # in either tense, as is "this weekend" said on a Saturday or Sunday.
+    if which == "this" and unit == "weekend" and ctx.tense(m) < 0:
+        return _recent_weekend(ctx.ref)
+    offset = {"this": 0, "next": 1, "coming": 1, "this coming": 1}.get(which, -1)
+    return _unit(ctx.ref, unit, offset)
 
 
 def _counted(m: re.Match[str], ctx: _Context) -> _Resolved | None:
@@ -797,7 +874,9 @@ def _resolve(c: _Candidate, ctx: _Context) -> _Resolved | None:
     assert c.resolve is not None
     try:
         return c.resolve(c.match, ctx)
-    except (ValueError, OverflowError):  # 31 April, year 10000, ...
+    # 31 April, year 10000, ...; or a word no table spells: under re.I a long s "ſ" is an "s"
+    # and a dotless "ı" an "i", so "ſunday" matches but is not a key of _WEEKDAYS.
+    except (ValueError, OverflowError, KeyError):
         return None
 
 
@@ -880,8 +959,8 @@ def parse_query_time(query: str, as_of: datetime) -> TimeMention | None:
 
     "What did I do last week?" restricts; "When did I go to the gym?" does not (it asks for a
     date). "since March" and "after 2021" give intervals open to the future, "before 2022" and
-    "until May" open to the past (bounded by 1900 and 2999); "recently" is the 30 days up to
-    ``as_of``.
+    "until May" open to the past (bounded by 1900 and 2999: a mention beyond them is not opened);
+    "recently" is the 30 days up to ``as_of``.
 
     Args:
         query: The search query.
@@ -921,12 +1000,14 @@ def _open_ended(before: str, mention: TimeMention) -> TimeMention:
     if found is None:
         return mention
     word = _norm(found["dir"])
-    if word == "since":
-        return TimeMention(mention.text, mention.start, _FAR_FUTURE, mention.granularity)
-    if word == "no earlier than":
-        return TimeMention(mention.text, mention.start, _FAR_FUTURE, mention.granularity)
-    if word == "after":
-        return TimeMention(mention.text, mention.end, _FAR_FUTURE, mention.granularity)
-    if word in ("before", "prior to"):
-        return TimeMention(mention.text, _FAR_PAST, mention.start, mention.granularity)
-    return TimeMention(mention.text, _FAR_PAST, mention.end, mention.granularity)
+    if word in ("since", "no earlier than"):
+        start, end = mention.start, _FAR_FUTURE
+    elif word == "after":
+        start, end = mention.end, _FAR_FUTURE
+    elif word in ("before", "prior to"):
+        start, end = _FAR_PAST, mention.start
+    else:
+        start, end = _FAR_PAST, mention.end
+    if start >= end:  # only an as_of outside 1900-2999 puts the mention beyond the far bound
+        return mention
+    return TimeMention(mention.text, start, end, mention.granularity)
