@@ -303,7 +303,7 @@ def test_context_takes_its_budget_from_the_settings(engram) -> None:  # type: ig
     )
     zero = engram("context", "--user", "u", "bees", env={"ENGRAM_CONTEXT_TOKENS": "0"}, ok=False)
     assert zero.exit_code == 1
-    assert "max_tokens must be at least 1, got 0" in zero.output
+    assert "context_tokens=0 (from ENGRAM_CONTEXT_TOKENS) is not valid" in zero.output
 
 
 def _in_a_terminal(*args: str) -> str:

@@ -7,6 +7,7 @@ from, in order: the keyword argument given to :class:`engramdb.Memory`, the conf
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -16,17 +17,60 @@ from typing import Any
 
 import platformdirs
 
-from .errors import ConfigError
+from .errors import ConfigError, shorten
+from .validate import is_unicode
+
+#: Largest count a setting takes (SQLite's and numpy's limits are far above any sensible value).
+_MOST = 2**31 - 1
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    if "\x00" in value or not is_unicode(value):
+        raise ValueError("expected valid Unicode without NUL")
+    return value
+
+
+def _count(value: Any, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= _MOST:
+        raise ValueError(f"expected a whole number from {least} to {_MOST}")
+    return int(value)
+
+
+def _offset(value: Any) -> int:
+    return _count(value, 0)
+
+
+def _weight(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected a number")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a finite number of at least 0")
+    return float(value)
+
+
+def _synchronous(value: Any) -> str:
+    mode = value.strip().lower() if isinstance(value, str) else None
+    if mode not in ("full", "normal", "extra", "off"):
+        raise ValueError("expected 'full' or 'normal'")
+    return mode
+
+
+def _folder(value: Any) -> str:
+    return _text(os.fspath(value) if isinstance(value, os.PathLike) else value)
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One configurable value."""
+    """One configurable value: ``parse`` reads it from the environment's text, ``check`` refuses
+    a malformed value from any source (ValueError says what it expected)."""
 
     name: str
     default: Any
     help: str
     parse: Callable[[str], Any] = str
+    check: Callable[[Any], Any] = _text
 
     @property
     def env(self) -> str:
@@ -48,6 +92,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Folder of the default store file and config.toml "
         "(default: the platform's user data directory).",
+        check=_folder,
     ),
     Setting(
         "embedder",
@@ -62,27 +107,41 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest message content accepted by add(), in "
         "characters; longer content is refused with ContentTooLarge.",
         int,
+        _count,
     ),
     Setting(
-        "candidates", 100, "Candidates taken from each index (lexical, dense) before fusion.", int
+        "candidates",
+        100,
+        "Candidates taken from each index (lexical, dense) before fusion.",
+        int,
+        _count,
     ),
     Setting(
         "lexical_weight",
         1.5,
         "Weight of the lexical (BM25) list in the fusion, relative to 1 for the dense list.",
         float,
+        _weight,
     ),
-    Setting("rrf_k", 20, "Reciprocal-rank-fusion constant: larger flattens rank differences.", int),
+    Setting(
+        "rrf_k",
+        20,
+        "Reciprocal-rank-fusion constant: larger flattens rank differences.",
+        int,
+        _offset,
+    ),
     Setting(
         "synchronous",
         "full",
         "SQLite synchronous mode: 'full' survives power loss, "
         "'normal' survives process crashes only and writes faster.",
+        check=_synchronous,
     ),
-    Setting("context_tokens", 2000, "Default token budget of context().", int),
+    Setting("context_tokens", 2000, "Default token budget of context().", int, _count),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+HOME = _BY_NAME["home"]
 
 
 def default_home() -> Path:
@@ -97,11 +156,11 @@ def _config_file(home: Path) -> Path:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
     try:
+        if not path.exists():
+            return {}
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     unknown = sorted(set(data) - set(_BY_NAME))
     if unknown:
@@ -128,18 +187,39 @@ def resolve(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         ConfigError: an unknown setting name or a malformed value.
     """
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - set(_BY_NAME))
+    unknown = sorted(
+        k if isinstance(k, str) else shorten(k, 40) for k in set(overrides) - set(_BY_NAME)
+    )
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(_BY_NAME)}")
-    home = Path(overrides["home"]) if "home" in overrides else default_home()
-    from_file = _read_config_file(_config_file(home))
-    resolved: dict[str, Any] = {}
-    for setting in SETTINGS:
-        for value in (overrides.get(setting.name), from_file.get(setting.name), _from_env(setting)):
-            if value is not None:
-                resolved[setting.name] = value
-                break
-        else:
-            resolved[setting.name] = setting.default
+    home = Path(_checked(HOME, overrides.get("home"), "the argument") or default_home())
+    path = _config_file(home)
+    from_file = _read_config_file(path)
+    resolved = {
+        s.name: _pick(s, overrides, from_file, str(path)) for s in SETTINGS if s is not HOME
+    }
     resolved["home"] = str(home)
     return resolved
+
+
+def _pick(
+    setting: Setting, overrides: Mapping[str, Any], from_file: Mapping[str, Any], path: str
+) -> Any:
+    """The setting's value from the first source that gives one, checked."""
+    if overrides.get(setting.name) is not None:
+        return _checked(setting, overrides[setting.name], "the argument")
+    if from_file.get(setting.name) is not None:
+        return _checked(setting, from_file[setting.name], path)
+    from_env = _from_env(setting)
+    return setting.default if from_env is None else _checked(setting, from_env, setting.env)
+
+
+def _checked(setting: Setting, value: Any, source: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return setting.check(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"setting {setting.name}={shorten(value, 40)} (from {source}) is not valid: {exc}"
+        ) from exc

@@ -36,7 +36,10 @@ from typing import ClassVar
 
 def shorten(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters: error messages quote input, never all of it."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of over 4,300 digits, which Python refuses to print
+        text = f"<{type(value).__name__} too long to show>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ImportFormatError
+from .errors import EngramError, ImportFormatError
 from .temporal import parse_timestamp
 
 FORMATS = ("engramdb", "jsonl", "locomo", "longmemeval", "chatgpt")
@@ -39,19 +41,62 @@ def _open(path: str | Path) -> IO[str]:
     return p.open(encoding="utf-8")
 
 
-def _load_json(path: str | Path) -> Any:
+@contextmanager
+def _reading(path: str | Path) -> Iterator[None]:
+    """A file that cannot be read as UTF-8 text becomes an ImportFormatError naming it."""
     try:
-        with _open(path) as fh:
-            return json.load(fh)
+        yield
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}): convert it to UTF-8 first"
+        ) from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ImportFormatError(f"{path}: not a complete gzip file ({exc})") from exc
+    except OSError as exc:
+        raise ImportFormatError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+
+
+def _parse(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ImportFormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportFormatError(f"{path}: cannot read it ({exc})") from exc
+        raise ImportFormatError(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except (ValueError, RecursionError) as exc:  # a number of over 4,300 digits; deep nesting
+        raise ImportFormatError(f"{where}: JSON that cannot be read ({exc})") from exc
+
+
+def _load_json(path: str | Path) -> Any:
+    with _reading(path), _open(path) as fh:
+        text = fh.read()
+    return _parse(text, str(path))
+
+
+@contextmanager
+def _record(where: str) -> Iterator[None]:
+    """A record of another tool's file that does not have its format's shape (a list where an
+    object belongs, a field of the wrong type) becomes an ImportFormatError naming it."""
+    try:
+        yield
+    except ImportFormatError:
+        raise
+    except EngramError as exc:  # e.g. a date that is not one
+        raise ImportFormatError(f"{where}: {exc}") from exc
+    except (
+        AttributeError,
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        OverflowError,
+        OSError,
+    ) as exc:
+        detail = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ImportFormatError(f"{where}: not in the expected shape ({detail})") from exc
 
 
 def detect_format(path: str | Path) -> str:
     """Which of :data:`FORMATS` a file is, from its first bytes and shape."""
-    with _open(path) as fh:
+    with _reading(path), _open(path) as fh:
         head = fh.read(4096)
     stripped = head.lstrip()
     if stripped.startswith("{"):
@@ -86,7 +131,9 @@ def read(path: str | Path, fmt: str) -> Iterator[Conversation]:
     return readers[fmt](path)
 
 
-def _require(record: Mapping[str, Any], key: str, where: str) -> Any:
+def _require(record: object, key: str, where: str) -> Any:
+    if not isinstance(record, Mapping):
+        raise ImportFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if key not in record:
         raise ImportFormatError(f"{where}: missing field {key!r}")
     return record[key]
@@ -116,14 +163,11 @@ def read_messages_jsonl(path: str | Path) -> Iterator[Conversation]:
 
 def json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line of a JSON-lines file."""
-    with _open(path) as fh:
+    with _reading(path), _open(path) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ImportFormatError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+            record = _parse(line, f"{path}:{number}")
             if not isinstance(record, dict):
                 raise ImportFormatError(f"{path}:{number}: expected a JSON object per line")
             yield number, record
@@ -147,7 +191,9 @@ def read_locomo(path: str | Path) -> Iterator[Conversation]:
     Turns of a session get its date plus one second each, so their order survives.
     """
     for index, sample in enumerate(load_locomo(path)):
-        yield from locomo_sample(sample, index, str(path))
+        with _record(f"{path}: sample {index}"):
+            sessions = list(locomo_sample(sample, index, str(path)))
+        yield from sessions
 
 
 def locomo_sample(sample: Mapping[str, Any], index: int, path: str) -> Iterator[Conversation]:
@@ -200,7 +246,10 @@ def read_longmemeval(path: str | Path) -> Iterator[Conversation]:
     Each turn's metadata has ``turn`` (``<session id>:<index>``) and ``has_answer``.
     """
     for index, question in enumerate(load_longmemeval(path)):
-        yield from longmemeval_question(question, f"{path}: question {index}")
+        where = f"{path}: question {index}"
+        with _record(where):
+            sessions = list(longmemeval_question(question, where))
+        yield from sessions
 
 
 def longmemeval_question(question: Mapping[str, Any], where: str) -> Iterator[Conversation]:
@@ -242,23 +291,22 @@ def read_chatgpt_export(path: str | Path) -> Iterator[Conversation]:
 
     The export stores a tree of message nodes; the conversation as last seen is the path from
     ``current_node`` up through ``parent`` links. System and hidden messages, and nodes without
-    text, are skipped. Each conversation becomes a session named by its id; a message without
-    its own time takes the conversation's ``create_time``.
+    text, are skipped. Each conversation becomes a session named by its id. A first message
+    without its own time takes the conversation's ``create_time``; a later one none, so it
+    follows the message before it (two "ok"s without times are two messages, not one event).
     """
     data = _load_json(path)
     if not isinstance(data, list):
         raise ImportFormatError(f"{path}: a ChatGPT export is a JSON list of conversations")
     for index, conv in enumerate(data):
         where = f"{path}: conversation {index}"
-        mapping = _require(conv, "mapping", where)
-        messages = [
-            m
-            for m in (
-                _chatgpt_message(mapping[n], conv)
-                for n in _active_branch(mapping, conv.get("current_node"), where)
-            )
-            if m is not None
-        ]
+        with _record(where):
+            mapping = _require(conv, "mapping", where)
+            messages: list[dict[str, Any]] = []
+            for n in _active_branch(mapping, conv.get("current_node"), where):
+                found = _chatgpt_message(mapping[n], conv, first=not messages)
+                if found is not None:
+                    messages.append(found)
         if messages:
             session = str(conv.get("conversation_id") or conv.get("id") or f"chatgpt-{index}")
             yield Conversation(
@@ -288,7 +336,9 @@ def _node_time(node: Mapping[str, Any]) -> float:
     return float(message.get("create_time") or 0)
 
 
-def _chatgpt_message(node: Mapping[str, Any], conv: Mapping[str, Any]) -> dict[str, Any] | None:
+def _chatgpt_message(
+    node: Mapping[str, Any], conv: Mapping[str, Any], *, first: bool
+) -> dict[str, Any] | None:
     message = node.get("message")
     if not message:
         return None
@@ -302,7 +352,7 @@ def _chatgpt_message(node: Mapping[str, Any], conv: Mapping[str, Any]) -> dict[s
     text = "\n".join(p for p in parts if isinstance(p, str)).strip()
     if not text:
         return None
-    when = message.get("create_time") or conv.get("create_time")
+    when = message.get("create_time") or (conv.get("create_time") if first else None)
     out: dict[str, Any] = {
         "role": role,
         "content": text,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from .errors import (
     InvalidInput,
     MemoryNotFound,
     MissingScope,
+    shorten,
 )
 from .pipeline import messages as msgs
 from .pipeline.ingest import Ingest, ProcessReport
@@ -34,12 +35,24 @@ from .retrieval.pack import pack
 from .retrieval.retriever import Ranking, Retriever, default_gate
 from .temporal import find_time_mentions
 from .types import KINDS, HistoryEntry, Hit, MemoryRecord, Page, Scope
-from .validate import int_arg, metadata_arg, name_arg, text_arg
+from .validate import (
+    callback_arg,
+    choice_arg,
+    file_arg,
+    flag_arg,
+    int_arg,
+    is_unicode,
+    metadata_arg,
+    name_arg,
+    text_arg,
+)
 
 log = logging.getLogger("engramdb")
 _ACTOR = "api"
 #: Most results one search or page returns.
 MAX_LIMIT = 1000
+#: Most pending jobs one process() call runs.
+MAX_JOBS = 1_000_000_000
 
 
 class Memory:
@@ -75,9 +88,15 @@ class Memory:
     ) -> None:
         if isinstance(embedder, str):
             settings["embedder"] = embedder
+        flag_arg(reembed, "Memory() reembed")
+        if search_gate is not None and not isinstance(search_gate, AbstractContextManager):
+            raise InvalidInput(
+                "Memory() search_gate must be a context manager such as threading.Semaphore(4), "
+                f"got {type(search_gate).__name__}"
+            )
         self.settings = config.resolve(settings)
         self.embedder = resolve_embedder(
-            embedder if isinstance(embedder, Embedder) else self.settings["embedder"]
+            self.settings["embedder"] if embedder is None or isinstance(embedder, str) else embedder
         )
         self.tenant: str = self.settings["tenant"]
         target: str | Path | Store = (
@@ -198,23 +217,31 @@ class Memory:
             MemoryNotFound: no memory has this id.
             InvalidInput: empty, oversized or non-string text; non-JSON metadata.
         """
-        row = self._row(memory_id)
+        ident = self._id(memory_id, "update")
         if text is None and metadata is None:
             raise InvalidInput("update() needs text=... and/or metadata=...: nothing to change")
-        if text is not None:
-            limit = self.settings["max_content_chars"]
-            row.text = text_arg(text, "update() text", max_chars=limit)
-            clock = msgs.speaker_clock(row.occurred_at, row.tz_offset)
-            row.keys = Keys(own=own_key(row.name, row.text, clock))
-            row.time_mentions = [msgs.mention_dict(m) for m in find_time_mentions(row.text, clock)]
-        if metadata is not None:
-            merged = {**row.metadata, **metadata_arg(metadata, "update() metadata")}
-            row.metadata = metadata_arg(
-                {k: v for k, v in merged.items() if v is not None}, "update() metadata"
-            )
-        row.updated_at = datetime.now(UTC).timestamp()
-        self._ingest.update(row, _ACTOR, text_changed=text is not None)
-        return self.get(memory_id)
+        limit = self.settings["max_content_chars"]
+        new_text = None if text is None else text_arg(text, "update() text", max_chars=limit)
+        changes = None if metadata is None else metadata_arg(metadata, "update() metadata")
+
+        def change(row: Row) -> bool:
+            # Runs inside the write transaction, on the record as it is now.
+            if new_text is not None:
+                row.text = new_text
+                clock = msgs.speaker_clock(row.occurred_at, row.tz_offset)
+                row.keys = Keys(own=own_key(row.name, row.text, clock))
+                mentions = find_time_mentions(row.text, clock)
+                row.time_mentions = [msgs.mention_dict(m) for m in mentions]
+            if changes is not None:
+                merged = {**row.metadata, **changes}
+                row.metadata = metadata_arg(
+                    {k: v for k, v in merged.items() if v is not None}, "update() metadata"
+                )
+            row.updated_at = datetime.now(UTC).timestamp()
+            return new_text is not None
+
+        self._ingest.update(self.tenant, ident, change, _ACTOR)
+        return self.get(ident)
 
     def delete(self, memory_id: str) -> None:
         """Delete a memory for good: its text, keys, vector, jobs and history content.
@@ -224,7 +251,7 @@ class Memory:
         Raises:
             MemoryNotFound: no memory has this id.
         """
-        self._ingest.delete(self.tenant, self._id(memory_id), _ACTOR)
+        self._ingest.delete(self.tenant, self._id(memory_id, "delete"), _ACTOR)
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None) -> int:
         """Delete every memory of a scope for good; returns how many were deleted."""
@@ -233,17 +260,24 @@ class Memory:
     def process(self, limit: int = 10_000) -> ProcessReport:
         """Finish pending derived work (embedding) of this tenant, e.g. after the embedder was
         down during an ``add``; returns what was done and what failed again."""
-        return self._ingest.process(self.tenant, int_arg(limit, "process() limit"))
+        return self._ingest.process(
+            self.tenant, int_arg(limit, "process() limit", maximum=MAX_JOBS)
+        )
 
     # -- read ----------------------------------------------------------------------------------
 
-    def _id(self, memory_id: object) -> str:
-        if not isinstance(memory_id, str) or not memory_id:
+    def _id(self, memory_id: object, operation: str) -> str:
+        if not isinstance(memory_id, str):
+            raise InvalidInput(
+                f"{operation}() memory_id must be a string, an id that add() or list() gave, "
+                f"got {type(memory_id).__name__}"
+            )
+        if not memory_id or not is_unicode(memory_id):  # no memory can have such an id
             raise MemoryNotFound(memory_id)
         return memory_id
 
-    def _row(self, memory_id: object) -> Row:
-        rows = self._store.get(self.tenant, [self._id(memory_id)])
+    def _row(self, memory_id: object, operation: str) -> Row:
+        rows = self._store.get(self.tenant, [self._id(memory_id, operation)])
         if not rows:
             raise MemoryNotFound(memory_id)
         return rows[0]
@@ -254,7 +288,7 @@ class Memory:
         Raises:
             MemoryNotFound: no memory has this id (in this tenant).
         """
-        row = self._row(memory_id)
+        row = self._row(memory_id, "get")
         return res.record(row, self._sources([row])[row.id])
 
     def list(
@@ -291,7 +325,7 @@ class Memory:
         Raises:
             MemoryNotFound: the id has no history in this tenant.
         """
-        entries = self._store.history(self.tenant, self._id(memory_id))
+        entries = self._store.history(self.tenant, self._id(memory_id, "history"))
         if not entries:
             raise MemoryNotFound(memory_id)
         return entries
@@ -365,6 +399,11 @@ class Memory:
         """
         budget = max_tokens if max_tokens is not None else self.settings["context_tokens"]
         budget = int_arg(budget, "context() max_tokens")
+        # Checked here as well as in search(), so that an error names context(), as called.
+        self._scope("context", user_id, agent_id)
+        text_arg(query, "context() query")
+        if as_of is not None:
+            msgs.timestamp_arg(as_of, "context() as_of")
         hits = self.search(query, user_id=user_id, agent_id=agent_id, limit=100, as_of=as_of)
         return pack(hits, budget)
 
@@ -376,7 +415,8 @@ class Memory:
         """Write every memory (or one scope's) as JSON lines; returns how many."""
         from .portable import write_export
 
-        scope = None if not (user_id or agent_id) else self._scope("export", user_id, agent_id)
+        everyone = user_id is None and agent_id is None
+        scope = None if everyone else self._scope("export", user_id, agent_id)
         return write_export(out, self._store.iter_rows(self.tenant, scope), self.embedder.name)
 
     def import_records(
@@ -393,6 +433,13 @@ class Memory:
             ImportFormatError: a malformed record (says which).
             IdConflict: an id already names a different memory of this tenant.
         """
+        if not isinstance(records, Iterable) or isinstance(records, (str, bytes, Mapping)):
+            raise InvalidInput(
+                "import_records() records must be a list or iterator of export records (dicts), "
+                f"got {type(records).__name__}"
+            )
+        batch = int_arg(batch, "import_records() batch", maximum=100_000)
+        callback_arg(progress, "import_records() progress")
         numbered = ((f"record {n}", r) for n, r in enumerate(records, start=1))
         return self._import_export(numbered, batch, progress)
 
@@ -429,32 +476,53 @@ class Memory:
         messages with timestamps are recognised as already stored.
 
         Raises:
-            ImportFormatError: the file is not in the format (says where and why).
+            ImportFormatError: the file is not in the format (says where and why); a malformed
+                file is refused whole, before anything is stored.
+            InvalidInput: no such file, or a bad argument.
         """
         from . import importers
-        from .portable import read_export
+        from .portable import read_export, rows_from_export
 
-        fmt = importers.detect_format(path) if format == "auto" else format
+        source = file_arg(path, "import_file() path")
+        fmt = choice_arg(format, "import_file() format", ("auto", *importers.FORMATS))
+        user = name_arg(user_id, "import_file() user_id")
+        agent = name_arg(agent_id, "import_file() agent_id")
+        callback_arg(progress, "import_file() progress")
+        fmt = importers.detect_format(source) if fmt == "auto" else fmt
         if fmt == "engramdb":
-            return self._import_export(read_export(path), 500, progress)
+            for _ in rows_from_export(read_export(source), self.tenant, 500):
+                pass  # the whole file is checked before anything is written
+            return self._import_export(read_export(source), 500, progress)
+        for _ in self._conversations(source, fmt, user, agent):
+            pass  # likewise
         added = 0
+        for rows, count in self._conversations(source, fmt, user, agent):
+            added += sum(created for _, created in self._ingest.add(rows, "import"))
+            if progress is not None:
+                progress(count)
+        return added
+
+    def _conversations(
+        self, path: Path, fmt: str, user_id: str | None, agent_id: str | None
+    ) -> Iterator[tuple[builtins.list[Row], int]]:
+        """Each conversation of a file as checked rows, and how many messages it had."""
+        from . import importers
+
         for conv in importers.read(path, fmt):
-            uid = user_id or conv.user_id
-            aid = agent_id or conv.agent_id
+            if not conv.messages:  # e.g. an empty LoCoMo session
+                continue
+            uid, aid = user_id or conv.user_id, agent_id or conv.agent_id
             if not (uid or aid):
-                raise MissingScope(f"import of {path}")
+                raise MissingScope("import_file")
             rows = msgs.prepare(
                 msgs.normalise(conv.messages),
-                scope=self._scope("import", uid, aid),
-                session_id=name_arg(conv.session_id, "session id"),
+                scope=self._scope("import_file", uid, aid),
+                session_id=name_arg(conv.session_id, f"{path}: session id"),
                 metadata=None,
                 max_chars=self.settings["max_content_chars"],
                 now=datetime.now(UTC),
             )
-            added += sum(created for _, created in self._ingest.add(rows, "import"))
-            if progress is not None:
-                progress(len(conv.messages))
-        return added
+            yield rows, len(conv.messages)
 
     def stats(self) -> dict[str, Any]:
         """Counts, sizes, pending work and the embedder of the store."""
@@ -469,8 +537,14 @@ def _moment(as_of: object) -> datetime:
 
 def _kind(value: object, where: str) -> str:
     if not isinstance(value, str) or value not in KINDS:
-        raise InvalidFilter(f"{where} {value!r:.40} is not a kind: use one of {', '.join(KINDS)}")
+        raise InvalidFilter(
+            f"{where} {shorten(value, 40)} is not a kind: use one of {', '.join(KINDS)}"
+        )
     return value
+
+
+def _key(key: object) -> str:
+    return key if isinstance(key, str) else shorten(key, 40)
 
 
 def _filter(filters: object, session_id: str | None, as_of: datetime) -> Filter:
@@ -481,10 +555,10 @@ def _filter(filters: object, session_id: str | None, as_of: datetime) -> Filter:
             f"filters must be a dict, got {type(filters).__name__}: e.g. "
             "filters={'since': '2024-01-01', 'metadata': {'topic': 'work'}}"
         )
-    unknown = sorted(str(k) for k in set(filters) - {"since", "until", "kinds", "metadata"})
+    unknown = sorted(_key(k) for k in set(filters) - {"since", "until", "kinds", "metadata"})
     if unknown:
         raise InvalidFilter(
-            f"unknown filter(s) {', '.join(unknown)}: use since, until, kinds "
+            f"unknown filter(s) {', '.join(unknown)} in filters: use since, until, kinds "
             "and metadata (e.g. filters={'metadata': {'topic': 'work'}})"
         )
     until = as_of.timestamp() + 1e-3  # as_of itself is included

@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ImportFormatError, InvalidInput
+from .errors import ImportFormatError, InvalidInput, shorten
 from .importers import json_lines
 from .records import Keys, Row
 from .types import KINDS, ROLES, Scope
-from .validate import metadata_arg, name_arg, text_arg
+from .validate import FIRST_INSTANT, LAST_INSTANT, epoch, metadata_arg, name_arg, text_arg
 
 FORMAT_VERSION = 2
 _READS = (1, 2)
@@ -63,18 +63,37 @@ def row_to_dict(row: Row) -> dict[str, Any]:
 
 
 def write_export(out: IO[str], rows: Iterable[Row], embedder: str) -> int:
-    """Write the header and every row; returns the number of rows."""
+    """Write the header and every row; returns the number of rows.
+
+    Raises:
+        InvalidInput: ``out`` is not a text file open for writing.
+    """
+    if not callable(getattr(out, "write", None)):
+        raise InvalidInput(
+            f"export() out must be a text file open for writing, got {type(out).__name__}: "
+            "e.g. open(path, 'w', encoding='utf-8') or sys.stdout"
+        )
     header = {
         "engramdb_export": FORMAT_VERSION,
         "embedder": embedder,
         "exported_at": datetime.now(UTC).isoformat(),
     }
-    out.write(json.dumps(header) + "\n")
+    _write(out, json.dumps(header) + "\n")
     count = 0
     for row in rows:
-        out.write(json.dumps(row_to_dict(row), ensure_ascii=False) + "\n")
+        _write(out, json.dumps(row_to_dict(row), ensure_ascii=False) + "\n")
         count += 1
     return count
+
+
+def _write(out: IO[str], line: str) -> None:
+    try:
+        out.write(line)
+    except (ValueError, TypeError) as exc:  # closed, binary, or an encoding without the text
+        raise InvalidInput(
+            f"export() out cannot be written ({exc}): give a text file open for writing, e.g. "
+            "open(path, 'w', encoding='utf-8')"
+        ) from exc
 
 
 def is_export_header(record: Mapping[str, Any]) -> bool:
@@ -98,17 +117,17 @@ def _row(record: Mapping[str, Any], tenant: str) -> Row:
         raise ValueError("neither user_id nor agent_id")
     kind = record["kind"]
     if kind not in KINDS:
-        raise ValueError(f"kind {kind!r:.40} is not one of {', '.join(KINDS)}")
+        raise ValueError(f"kind {shorten(kind, 40)} is not one of {', '.join(KINDS)}")
     role = record.get("role")
     if role is not None and role not in ROLES:
-        raise ValueError(f"role {role!r:.40} is not one of {', '.join(ROLES)}")
+        raise ValueError(f"role {shorten(role, 40)} is not one of {', '.join(ROLES)}")
     text = text_arg(record["text"], "text")
     occurred = _ts(record["occurred_at"], "occurred_at")
     offset = record.get("tz_offset")
     if offset is not None and (
         isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) >= 86_400
     ):
-        raise ValueError(f"tz_offset {offset!r:.40} is not seconds within a day")
+        raise ValueError(f"tz_offset {shorten(offset, 40)} is not seconds within a day")
     dedupe = record.get("dedupe_key")
     if dedupe is not None and not isinstance(dedupe, str):
         raise ValueError("dedupe_key must be a string")
@@ -141,7 +160,9 @@ def _ts(value: object, field: str) -> float:
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    if not FIRST_INSTANT <= moment.timestamp() <= LAST_INSTANT + 1:
+        raise ValueError(f"{field} {shorten(value, 40)} is outside the years 1 to 9999 in UTC")
+    return epoch(moment)
 
 
 def _mentions(value: object) -> list[dict[str, Any]]:
@@ -153,6 +174,8 @@ def _mentions(value: object) -> list[dict[str, Any]]:
     for m in value:
         if not isinstance(m, dict) or set(m) != {"text", "start", "end", "granularity"}:
             raise ValueError("a time mention needs text, start, end and granularity")
+        if not all(isinstance(v, str) for v in m.values()):
+            raise ValueError("a time mention's text, start, end and granularity are strings")
         datetime.fromisoformat(m["start"]), datetime.fromisoformat(m["end"])
         out.append(dict(m))
     return out
@@ -189,9 +212,10 @@ def rows_from_export(
         if not isinstance(record, Mapping):
             raise ImportFormatError(f"{where}: not a JSON object")
         if is_export_header(record):
-            if record["engramdb_export"] not in _READS:
+            version = record["engramdb_export"]
+            if version not in _READS:
                 raise ImportFormatError(
-                    f"export format {record['engramdb_export']!r:.20} is not supported by this "
+                    f"export format {shorten(version, 20)} is not supported by this "
                     f"engramdb (it reads formats {', '.join(map(str, _READS))}): upgrade engramdb"
                 )
             continue

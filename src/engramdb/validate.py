@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import os
+import stat
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInput
+from .errors import ContentTooLarge, InvalidInput, shorten
 
 #: Deepest nesting accepted in metadata (deeper JSON is a mistake, and would hit recursion limits).
 MAX_METADATA_DEPTH = 32
@@ -19,6 +23,13 @@ MAX_METADATA_DEPTH = 32
 MAX_METADATA_CHARS = 64_000
 #: Longest id, name, session, user or agent accepted.
 MAX_NAME_CHARS = 512
+#: Integers in metadata must fit in 64 bits: SQLite's JSON functions and most JSON readers
+#: cannot hold more.
+_MAX_INT = 2**63
+#: The first and last instants of years 1 to 9999 as epoch seconds. Near year 9999 a float has
+#: about 30 µs of precision, so the last microsecond of the year would round into year 10000.
+FIRST_INSTANT = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()
 
 
 def is_unicode(text: str) -> bool:
@@ -43,7 +54,7 @@ def text_arg(value: object, where: str, *, max_chars: int | None = None) -> str:
             "UTF-8): decode the input as UTF-8 first"
         )
     if max_chars is not None and len(value) > max_chars:
-        raise InvalidInput(f"{where} has {len(value)} characters, over the limit of {max_chars}")
+        raise ContentTooLarge(where, len(value), max_chars)
     return value
 
 
@@ -65,11 +76,71 @@ def name_arg(value: object, where: str) -> str | None:
 def int_arg(value: object, where: str, *, minimum: int = 1, maximum: int | None = None) -> int:
     """An int within bounds (bools and floats are refused, not rounded)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{where} must be an integer, got {type(value).__name__} {value!r:.40}")
+        raise InvalidInput(
+            f"{where} must be an integer, got {type(value).__name__} {shorten(value, 40)}"
+        )
     if value < minimum or (maximum is not None and value > maximum):
         upper = "" if maximum is None else f" and at most {maximum}"
-        raise InvalidInput(f"{where} must be at least {minimum}{upper}, got {value}")
+        raise InvalidInput(f"{where} must be at least {minimum}{upper}, got {shorten(value, 40)}")
     return value
+
+
+def flag_arg(value: object, where: str) -> bool:
+    """True or False (not a truthy string such as "no")."""
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{where} must be True or False, got {type(value).__name__}")
+    return value
+
+
+def choice_arg(value: object, where: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInput(f"{where} {shorten(value, 40)} is not one of {', '.join(allowed)}")
+    return value
+
+
+def callback_arg(value: object, where: str) -> Callable[..., Any] | None:
+    """None or a function."""
+    if value is not None and not callable(value):
+        raise InvalidInput(f"{where} must be a function or None, got {type(value).__name__}")
+    return value
+
+
+def path_arg(value: object, where: str) -> Path:
+    """A file system path given as a str or path object (not bytes, not empty, no NUL)."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str):
+        raise InvalidInput(
+            f"{where} must be a path (str or pathlib.Path), got {type(value).__name__}"
+        )
+    if not text or "\x00" in text:
+        raise InvalidInput(f"{where} {shorten(text)} is not a path: give a file name")
+    return Path(text)
+
+
+def file_arg(value: object, where: str) -> Path:
+    """The path of an existing file to read."""
+    path = path_arg(value, where)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # missing, a name too long, no permission to look
+        raise InvalidInput(
+            f"{where} {shorten(str(path), 200)} cannot be read: {exc.strerror}"
+        ) from exc
+    if not stat.S_ISREG(mode):
+        raise InvalidInput(
+            f"{where} {shorten(str(path), 200)} is not a file (a folder?): give a file"
+        )
+    return path
+
+
+def epoch(moment: datetime) -> float:
+    """An aware datetime as epoch seconds that read back as a datetime again.
+
+    A float cannot place the last microseconds of year 9999 (they round into year 10000): those
+    are kept as the last millisecond of the year.
+    """
+    return min(max(moment.timestamp(), FIRST_INSTANT), LAST_INSTANT)
 
 
 def metadata_arg(value: object, where: str) -> dict[str, Any]:
@@ -91,7 +162,14 @@ def metadata_arg(value: object, where: str) -> dict[str, Any]:
 def _check_json(value: object, where: str, depth: int) -> None:
     if depth > MAX_METADATA_DEPTH:
         raise InvalidInput(f"{where} is nested deeper than {MAX_METADATA_DEPTH} levels")
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not -_MAX_INT <= value < _MAX_INT:
+            raise InvalidInput(
+                f"{where} holds an integer beyond 64 bits ({shorten(value, 30)}): store it as a "
+                "string"
+            )
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -104,7 +182,7 @@ def _check_json(value: object, where: str, depth: int) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str) or not is_unicode(key):
-                raise InvalidInput(f"{where} has a key {key!r:.40} that is not a string")
+                raise InvalidInput(f"{where} has a key {shorten(key, 40)} that is not a string")
             _check_json(item, where, depth + 1)
         return
     if isinstance(value, (list, tuple)):

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from ..errors import StoreError
+from ..errors import InvalidInput, StoreError
 from .base import Store, Transaction
 
 __all__ = ["Store", "Transaction", "resolve_store"]
@@ -18,10 +19,20 @@ def resolve_store(spec: str | Path | Store, *, dim: int, synchronous: str = "ful
 
     Raises:
         StoreError: an unknown URL scheme, or a store that cannot be opened.
+        InvalidInput: neither a path, a URL nor a store.
     """
-    if not isinstance(spec, (str, Path)):
+    if not isinstance(spec, str | os.PathLike):
+        if not callable(getattr(spec, "transaction", None)):
+            raise InvalidInput(
+                f"store must be a file path, 'sqlite:///path', ':memory:' or a Store instance "
+                f"(path=... or store=...), got {type(spec).__name__}"
+            )
         return spec
-    text = str(spec)
+    text = os.fspath(spec)
+    if not isinstance(text, str) or not text or "\x00" in text:
+        raise InvalidInput(
+            f"path {text!r:.60} is not a path: give a file path, 'sqlite:///path' or ':memory:'"
+        )
     if text.startswith(("postgresql://", "postgres://")):
         raise StoreError(
             "the PostgreSQL backend is not part of this engramdb yet: use a SQLite path or "
@@ -41,4 +52,7 @@ def resolve_store(spec: str | Path | Store, *, dim: int, synchronous: str = "ful
         )
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(text, dim=dim, synchronous=synchronous)
+    try:
+        return SQLiteStore(text, dim=dim, synchronous=synchronous)
+    except OSError as exc:  # its folder cannot be made: a file is in the way, no permission
+        raise StoreError(f"cannot open {text}: {exc}") from exc

@@ -11,14 +11,14 @@ computed from text that is gone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..backends.base import Store, Transaction
 from ..embedders import Embedder
-from ..errors import MemoryNotFound
+from ..errors import MemoryNotFound, StoreError
 from ..records import Row, Vector
 from ..types import Scope
 from .keys import embed_hash, embed_text, with_previous
@@ -54,37 +54,64 @@ class Ingest:
         tenant = rows[0].scope.tenant
         with self.store.transaction() as tx:
             previous = tx.previous(rows[0].scope, rows[0].session_id, rows[0].occurred_at)
-            for row in rows:
+            for row in rows:  # the batch's own order: right for a conversation sent in order
                 row.keys = with_previous(row.keys.own, previous)
                 previous = row
             stored = tx.insert(rows, actor)
             new = [row for row, (_, created) in zip(rows, stored, strict=True) if created]
-            if new:
-                self._rekey_after(tx, new[-1], {r.id for r in rows})
-        if inline and new:
-            self.embed(tenant, [r.id for r in new])
+            rekeyed = self._follow_time_order(tx, new)
+        if inline and (new or rekeyed):
+            self.embed(tenant, [r.id for r in new] + rekeyed)
         return stored
 
-    def _rekey_after(self, tx: Transaction, row: Row, batch: set[str]) -> None:
-        """A message stored after this one (an older history imported later) now follows it."""
-        _, after = tx.neighbours(row.scope.tenant, row.id)
-        if after is not None and after.id not in batch:
-            tx.set_keys(row.scope.tenant, after.id, with_previous(after.keys.own, row))
+    def _follow_time_order(self, tx: Transaction, new: Sequence[Row]) -> list[str]:
+        """Give each new message the turn before it *in time* as its context, and the stored turn
+        after it this message as its own: a batch sent out of order, or an older history
+        imported between stored turns, is keyed the way delete and update will re-key it.
+        Returns the stored records whose keys changed."""
+        rekeyed: list[str] = []
+        for row in new:
+            tenant = row.scope.tenant
+            before, after = tx.neighbours(tenant, row.id)
+            keys = with_previous(row.keys.own, before)
+            if keys != row.keys:
+                tx.set_keys(tenant, row.id, keys)
+                row.keys = keys
+            if after is not None:
+                follows = with_previous(after.keys.own, row)
+                if follows != after.keys:
+                    tx.set_keys(tenant, after.id, follows)
+                    rekeyed.append(after.id)
+        return [i for i in dict.fromkeys(rekeyed) if i not in {r.id for r in new}]
 
-    def update(self, row: Row, actor: str, *, text_changed: bool) -> None:
-        """Replace a record (keys already built from its own text) in one transaction."""
-        tenant = row.scope.tenant
+    def update(
+        self, tenant: str, memory_id: str, change: Callable[[Row], bool], actor: str
+    ) -> None:
+        """Apply ``change`` to a record inside one transaction (it returns whether the text
+        changed; keys are rebuilt from the row's own key), re-keying the next turn with it:
+        concurrent corrections never undo each other.
+
+        Raises:
+            MemoryNotFound: no such record (or it was deleted meanwhile).
+        """
         with self.store.transaction() as tx:
+            found = tx.get(tenant, [memory_id])
+            if not found:
+                raise MemoryNotFound(memory_id)
+            row = found[0]
+            text_changed = change(row)
             before, after = tx.neighbours(tenant, row.id)
             if row.kind == "message":
                 row.keys = with_previous(row.keys.own, before)
             tx.update(row, actor)
+            stale = []
             if text_changed:
                 tx.stale(tenant, [row.id])
+                stale.append(row.id)
                 if after is not None:
                     tx.set_keys(tenant, after.id, with_previous(after.keys.own, row))
-            stale = [row.id] + ([after.id] if text_changed and after is not None else [])
-        if text_changed:
+                    stale.append(after.id)
+        if stale:
             self.embed(tenant, stale)
 
     def delete(self, tenant: str, memory_id: str, actor: str) -> None:
@@ -135,21 +162,43 @@ class Ingest:
         try:
             vectors = self._vectors(texts, hashes)
         except Exception as exc:  # any embedder failure: recorded, never a lost episode
-            error = f"{type(exc).__name__}: {exc}"
-            with self.store.transaction() as tx:
-                tx.fail_jobs(tenant, [r.id for r in rows], error)
-            log.warning(
-                "engramdb: embedding %d record(s) failed (%s); they are stored and found by "
-                "their words, and Memory.process() retries them",
-                len(rows),
-                error,
-            )
-            report.failed += len(rows)
-            report.errors.append(error)
+            self._failed(tenant, rows, exc, report)
             return
         items = [(r.id, r.keys, hashes[i], vectors[i]) for i, r in enumerate(rows)]
-        with self.store.transaction() as tx:
-            report.done += tx.put_vectors(tenant, items)
+        try:
+            with self.store.transaction() as tx:
+                report.done += tx.put_vectors(tenant, items)
+        except StoreError as exc:  # e.g. a full disk: the episodes are safe, the jobs stay
+            self._failed(tenant, rows, exc, report, record=False)
+
+    def _failed(
+        self,
+        tenant: str,
+        rows: Sequence[Row],
+        exc: Exception,
+        report: ProcessReport,
+        *,
+        record: bool = True,
+    ) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "engramdb: embedding %d record(s) failed (%s); they are stored and found by their "
+            "words, and Memory.process() retries them",
+            len(rows),
+            error,
+        )
+        report.failed += len(rows)
+        report.errors.append(error)
+        if not record:
+            return
+        # A job keeps its own error only when it failed alone: a batch's error message may quote
+        # another record's text (services echo rejected input), which must go with that record.
+        kept = error if len(rows) == 1 else f"{type(exc).__name__} (in a batch of {len(rows)})"
+        try:
+            with self.store.transaction() as tx:
+                tx.fail_jobs(tenant, [r.id for r in rows], kept[:500])
+        except StoreError as store_exc:
+            log.warning("engramdb: could not record the failure either (%s)", store_exc)
 
     def _vectors(self, texts: list[str], hashes: list[str]) -> Vector:
         cached = self.store.cached_vectors(hashes)
@@ -169,14 +218,22 @@ class Ingest:
         return out
 
     def process(self, tenant: str | None, limit: int) -> ProcessReport:
-        """Run up to ``limit`` pending jobs (every tenant's when ``tenant`` is None)."""
+        """Run up to ``limit`` pending jobs (every tenant's when ``tenant`` is None). Jobs that
+        failed before run one record at a time, so one record the embedder rejects cannot keep
+        the others from finishing."""
         report = ProcessReport()
-        by_tenant: dict[str, list[str]] = {}
+        fresh: dict[str, list[str]] = {}
         for job in self.store.jobs(tenant, limit):
-            by_tenant.setdefault(job.tenant, []).append(job.memory_id)
-        for job_tenant, ids in by_tenant.items():
-            part = self.embed(job_tenant, ids)
-            report.done += part.done
-            report.failed += part.failed
-            report.errors += part.errors
+            if job.attempts:
+                self._merge(report, self.embed(job.tenant, [job.memory_id]))
+            else:
+                fresh.setdefault(job.tenant, []).append(job.memory_id)
+        for job_tenant, ids in fresh.items():
+            self._merge(report, self.embed(job_tenant, ids))
         return report
+
+    @staticmethod
+    def _merge(report: ProcessReport, part: ProcessReport) -> None:
+        report.done += part.done
+        report.failed += part.failed
+        report.errors += part.errors

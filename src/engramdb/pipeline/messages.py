@@ -11,11 +11,18 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import ContentTooLarge, EmptyContent, InvalidInput, InvalidTimestamp, UnknownRole
+from ..errors import (
+    ContentTooLarge,
+    EmptyContent,
+    InvalidInput,
+    InvalidTimestamp,
+    UnknownRole,
+    shorten,
+)
 from ..records import Keys, Row, event_key
 from ..temporal import find_time_mentions, parse_timestamp
 from ..types import ROLES, Scope
-from ..validate import is_unicode, metadata_arg, name_arg
+from ..validate import epoch, is_unicode, metadata_arg, name_arg
 from .keys import own_key
 
 MessageInput = Mapping[str, Any] | str
@@ -89,7 +96,7 @@ def _row(
     default_time: float | None,
     anchored: bool,
 ) -> Row:
-    unknown = sorted(str(k) for k in set(message) - _FIELDS)
+    unknown = sorted(k if isinstance(k, str) else shorten(k, 40) for k in set(message) - _FIELDS)
     if unknown:
         raise InvalidInput(
             f"message {index} has unknown field(s) {', '.join(unknown)}: "
@@ -137,7 +144,7 @@ def _row(
 def timestamp_arg(value: object, where: str) -> float:
     """Epoch seconds of a caller's timestamp; InvalidTimestamp names ``where``."""
     try:
-        return parse_timestamp(value).timestamp()  # type: ignore[arg-type]
+        return epoch(parse_timestamp(value))  # type: ignore[arg-type]
     except (InvalidTimestamp, OverflowError, ValueError, OSError) as exc:
         raise InvalidTimestamp(value, where) from exc
 
@@ -187,9 +194,13 @@ def _local_offset(moment: datetime) -> int | None:
 
 
 def speaker_clock(instant: float, offset: int | None) -> datetime:
-    """An instant on the speaker's own clock (UTC when unknown)."""
+    """An instant on the speaker's own clock (UTC when unknown, or when that clock would show a
+    year after 9999 or before 1)."""
     zone = UTC if offset is None else timezone(timedelta(seconds=offset))
-    return datetime.fromtimestamp(instant, tz=zone)
+    try:
+        return datetime.fromtimestamp(instant, tz=zone)
+    except (OverflowError, ValueError, OSError):
+        return datetime.fromtimestamp(instant, tz=UTC)
 
 
 def mention_dict(m: Any) -> dict[str, Any]:

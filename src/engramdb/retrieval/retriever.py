@@ -65,7 +65,10 @@ class DenseSource:
 def narrow(flt: Filter, window: TimeMention) -> Filter:
     """The filter restricted to a time window (and the slack after it)."""
     since = window.start.timestamp()
-    until = (window.end + TIME_SLACK).timestamp()
+    try:
+        until = (window.end + TIME_SLACK).timestamp()
+    except OverflowError:  # a window at the end of year 9999 has no slack after it
+        until = window.end.timestamp()
     return replace(
         flt,
         since=max(since, flt.since if flt.since is not None else since),
