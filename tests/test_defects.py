@@ -143,7 +143,7 @@ def test_a_crash_between_episode_and_vector_leaves_a_resumable_job(tmp_path: Pat
 def _conversation(mem: Memory) -> list[str]:
     return mem.add(
         [
-            {"role": "user", "name": "Ana", "content": "My PIN is 4831, keep it", "timestamp": T0},
+            {"role": "user", "name": "Ana", "content": "My PIN is 4831qz, keep it", "timestamp": T0},
             {"role": "assistant", "content": "Stored. Anything else?"},
         ],
         user_id="u",
@@ -158,16 +158,16 @@ def test_delete_with_the_embedder_down_leaves_no_trace_of_the_text(tmp_path: Pat
         secret, reply = _conversation(mem)
         emb.down = True
         mem.delete(secret)  # the re-keying of the reply is in the same transaction
-        assert b"4831" not in _files_text(folder)
-        assert mem.search("PIN 4831", user_id="u") == [] or all(
-            h.id != secret for h in mem.search("PIN 4831", user_id="u")
+        assert b"4831qz" not in _files_text(folder)
+        assert mem.search("PIN 4831qz", user_id="u") == [] or all(
+            h.id != secret for h in mem.search("PIN 4831qz", user_id="u")
         )
         with pytest.raises(MemoryNotFound):
             mem.delete(secret)
         emb.down = False
         assert mem.process().done == 1
         assert mem.get(reply).text == "Stored. Anything else?"
-    assert b"4831" not in _files_text(folder)
+    assert b"4831qz" not in _files_text(folder)
 
 
 def test_a_failure_inside_delete_changes_nothing(
@@ -199,7 +199,7 @@ def test_update_rekeys_the_next_turn_in_the_same_transaction(tmp_path: Path) -> 
         emb.down = False
         # The history of an update keeps the previous text by design (a correction, not a
         # delete); what must be gone is the next turn's key that quoted it.
-        assert [h.id for h in mem.search("4831", user_id="u")] == []
+        assert [h.id for h in mem.search("4831qz", user_id="u")] == []
         assert mem.process().done == 2
         assert mem.get(reply).text == "Stored. Anything else?"
 
@@ -217,7 +217,7 @@ def test_wal_copies_of_deleted_text_go_once_readers_finish(tmp_path: Path) -> No
         reader.close()
         mem.add("an unrelated later write", user_id="u")  # retries the scrub
         assert mem.stats()["scrub_pending"] is False
-        assert b"4831" not in _files_text(folder)
+        assert b"4831qz" not in _files_text(folder)
 
 
 # -- results: export/import, cursors, time, metadata ----------------------------------------------

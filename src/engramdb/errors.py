@@ -184,6 +184,7 @@ class IdConflict(Conflict):
             "give this message another id, or none"
         )
         self.memory_id = memory_id
+        self.why = why
 
 
 class StoreError(EngramError):

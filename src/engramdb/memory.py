@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from . import config
 from . import results as res
 from .backends import Store, resolve_store
 from .embedders import Embedder, resolve_embedder
 from .errors import (
+    EmbedderError,
     EmbedderMismatch,
+    IdConflict,
     InvalidFilter,
     InvalidInput,
     MemoryNotFound,
@@ -370,7 +374,13 @@ class Memory:
         """The query's vector; with the embedder down, none, and a note for every hit: search
         then answers from the lexical index alone rather than not at all."""
         try:
-            return self.embedder.embed_one(text), {}
+            vector = np.asarray(self.embedder.embed_one(text), dtype=np.float32)
+            if vector.shape != (self.embedder.dim,) or not np.isfinite(vector).all():
+                raise EmbedderError(
+                    f"embedder {self.embedder.name} returned a vector of shape {vector.shape} "
+                    f"(or non-finite values) for a query, not one of dimension {self.embedder.dim}"
+                )
+            return vector, {}
         except Exception as exc:  # any embedder failure, local or remote
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
@@ -452,10 +462,14 @@ class Memory:
         from .portable import rows_from_export
 
         added = 0
-        for rows in rows_from_export(numbered, self.tenant, batch):
-            added += self._ingest.import_rows(rows, "import")
+        for pairs in rows_from_export(numbered, self.tenant, batch):
+            try:
+                added += self._ingest.import_rows([row for _, row in pairs], "import")
+            except IdConflict as exc:  # name the record, as for any other bad record
+                where = next((w for w, row in pairs if row.id == exc.memory_id), "the export")
+                raise IdConflict(exc.memory_id, f"{exc.why} ({where})") from exc
             if progress is not None:
-                progress(len(rows))
+                progress(len(pairs))
         return added
 
     def import_file(
@@ -561,9 +575,10 @@ def _filter(filters: object, session_id: str | None, as_of: datetime) -> Filter:
             f"unknown filter(s) {', '.join(unknown)} in filters: use since, until, kinds "
             "and metadata (e.g. filters={'metadata': {'topic': 'work'}})"
         )
-    until = as_of.timestamp() + 1e-3  # as_of itself is included
+    # as_of and until both include the instant they name (the index bound is exclusive).
+    until = as_of.timestamp() + 1e-3
     if filters.get("until") is not None:
-        until = min(until, msgs.timestamp_arg(filters["until"], "filters['until']"))
+        until = min(until, msgs.timestamp_arg(filters["until"], "filters['until']") + 1e-3)
     since = filters.get("since")
     kinds = filters.get("kinds")
     if isinstance(kinds, str):

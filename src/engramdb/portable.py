@@ -199,14 +199,14 @@ def _keys(record: Mapping[str, Any]) -> Keys:
 
 def rows_from_export(
     records: Iterable[tuple[str, Mapping[str, Any]]], tenant: str, batch: int
-) -> Iterator[list[Row]]:
-    """Batches of rows from (where, export record) pairs; ``where`` names a record in errors
+) -> Iterator[list[tuple[str, Row]]]:
+    """Batches of (where, row) from (where, export record) pairs; ``where`` names a record in errors
     (``file:line``). The header, if present, is skipped.
 
     Raises:
         ImportFormatError: a malformed record, an unknown format version, or an id given twice.
     """
-    pending: list[Row] = []
+    pending: list[tuple[str, Row]] = []
     seen: set[str] = set()
     for where, record in records:
         if not isinstance(record, Mapping):
@@ -223,7 +223,7 @@ def rows_from_export(
         if row.id in seen:
             raise ImportFormatError(f"{where}: id {row.id!r:.60} appears twice in the export")
         seen.add(row.id)
-        pending.append(row)
+        pending.append((where, row))
         if len(pending) >= batch:
             yield pending
             pending = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import (
@@ -20,7 +20,8 @@ from ..errors import (
     shorten,
 )
 from ..records import Keys, Row, event_key
-from ..temporal import find_time_mentions, parse_timestamp
+from ..temporal import find_time_mentions, parse_timestamp, speaker_offset
+from ..temporal import speaker_clock as temporal_clock
 from ..types import ROLES, Scope
 from ..validate import epoch, is_unicode, metadata_arg, name_arg
 from .keys import own_key
@@ -78,10 +79,9 @@ def prepare(
     batch_meta = metadata_arg(metadata, "add() metadata")
     out: list[Row] = []
     for i, m in enumerate(messages):
-        default = None if not out else out[-1].occurred_at + _STEP.total_seconds()
-        anchored = bool(out) and out[-1].dedupe_key is not None
-        row = _row(i, m, scope, session_id, batch_meta, max_chars, now, default, anchored)
-        out.append(row)
+        out.append(
+            _row(i, m, scope, session_id, batch_meta, max_chars, now, out[-1] if out else None)
+        )
     return out
 
 
@@ -93,8 +93,7 @@ def _row(
     batch_metadata: Mapping[str, Any],
     max_chars: int,
     now: datetime,
-    default_time: float | None,
-    anchored: bool,
+    previous: Row | None,
 ) -> Row:
     unknown = sorted(k if isinstance(k, str) else shorten(k, 40) for k in set(message) - _FIELDS)
     if unknown:
@@ -109,9 +108,14 @@ def _row(
     name = name_arg(message.get("name"), f"message {index} name")
     caller_id = name_arg(message.get("id"), f"message {index} id")
     raw_time = message.get("timestamp")
-    if raw_time is None:
-        occurred = now.timestamp() if default_time is None else default_time
-        offset = _local_offset(now) if default_time is None else None
+    # A reply without a time happens just after the turn before it in the batch, on the same
+    # clock, and is the same event again if that turn's time was the caller's.
+    anchored = previous is not None and previous.dedupe_key is not None
+    if raw_time is None and previous is not None:
+        occurred = previous.occurred_at + _STEP.total_seconds()
+        offset = previous.tz_offset
+    elif raw_time is None:
+        occurred, offset = now.timestamp(), local_offset(now)
     else:
         occurred = timestamp_arg(raw_time, f"message {index} timestamp")
         offset = speaker_offset(raw_time)
@@ -169,23 +173,8 @@ def _content(index: int, content: object, max_chars: int) -> str:
     return content
 
 
-def speaker_offset(raw: object) -> int | None:
-    """The UTC offset (seconds) the caller's timestamp carried, or None if it said none."""
-    local: datetime | None = raw if isinstance(raw, datetime) else None
-    if isinstance(raw, str):
-        try:
-            local = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-        except ValueError:
-            local = None
-    if local is None:
-        return None
-    if local.tzinfo is None:
-        return None if isinstance(raw, str) else _local_offset(local)
-    delta = local.utcoffset()
-    return None if delta is None else int(delta.total_seconds())
-
-
-def _local_offset(moment: datetime) -> int | None:
+def local_offset(moment: datetime) -> int | None:
+    """The machine's UTC offset at a moment, in seconds (None if the platform cannot say)."""
     try:
         delta = moment.astimezone().utcoffset()
     except (OverflowError, OSError, ValueError):
@@ -194,13 +183,15 @@ def _local_offset(moment: datetime) -> int | None:
 
 
 def speaker_clock(instant: float, offset: int | None) -> datetime:
-    """An instant on the speaker's own clock (UTC when unknown, or when that clock would show a
-    year after 9999 or before 1)."""
-    zone = UTC if offset is None else timezone(timedelta(seconds=offset))
+    """Epoch seconds on the speaker's own clock (UTC when unknown, or when that clock would show
+    a year after 9999 or before 1)."""
     try:
-        return datetime.fromtimestamp(instant, tz=zone)
+        moment = datetime.fromtimestamp(instant, tz=UTC)
     except (OverflowError, ValueError, OSError):
-        return datetime.fromtimestamp(instant, tz=UTC)
+        moment = (
+            datetime.max.replace(tzinfo=UTC) if instant > 0 else datetime.min.replace(tzinfo=UTC)
+        )
+    return temporal_clock(moment, offset)
 
 
 def mention_dict(m: Any) -> dict[str, Any]:
