@@ -100,32 +100,121 @@ def longmemeval(result: dict[str, Any]) -> str:
     )
 
 
+def _ms(row: dict[str, Any], *path: str) -> str:
+    value = _value(row, path)
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _machine(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    text = f"{m['platform']}, {m.get('cpu_model', 'CPU model not recorded')}, {m['cpus']} CPUs"
+    if "load_avg_start" in m:
+        text += (
+            f", 1-minute load {m['load_avg_start'][0]:.1f} at the start and "
+            f"{m['load_avg_end'][0]:.1f} at the end"
+        )
+    return text
+
+
+def _commit(result: dict[str, Any]) -> str:
+    code = result.get("code") or {}
+    if "commit" not in code:
+        return "code not recorded"
+    extra = " with uncommitted changes" if code.get("uncommitted_changes") else ""
+    return f"commit {code['commit']}{extra}"
+
+
 def speed(result: dict[str, Any]) -> str:
     rows = [
         [
             f"{r['memories']:,}",
+            f"`{r.get('embedder', result['embedder'])}`",
             f"{r['ingest_msgs_per_s']:.0f}",
             f"{r['single_add_ms']:.1f}",
             f"{r['search_p50_ms']:.1f}",
             f"{r['search_p95_ms']:.1f}",
+            " / ".join(_ms(r, "filtered_p50_ms", k) for k in ("metadata", "kinds", "session")),
+            _ms(r, "metadata_after_write_p50_ms"),
+            "—" if r.get("cold_start_s") is None else f"{r['cold_start_s']:.2f}",
             f"{r['store_bytes'] / 1e6:.1f}",
         ]
         for r in result["rows"]
     ]
+    return f"Measured {result['date'][:10]} on {_machine(result)}; {_commit(result)}:\n\n" + _table(
+        [
+            "memories in scope",
+            "embedder",
+            "ingest msg/s (batches of 50)",
+            "single add ms",
+            "search p50 ms",
+            "search p95 ms",
+            "filtered search p50 ms: metadata / kinds / session",
+            "metadata filter right after a write, p50 ms",
+            "cold start s (open + first search)",
+            "store MB",
+        ],
+        rows,
+    )
+
+
+#: What the before/after table compares: label, how to read it from a row, whether higher wins.
+_COMPARED: list[tuple[str, tuple[str, ...], bool]] = [
+    ("ingest msg/s", ("ingest_msgs_per_s",), True),
+    ("search p50 ms", ("search_p50_ms",), False),
+    ("search p95 ms", ("search_p95_ms",), False),
+    ("filtered p50 ms, metadata (half the scope)", ("filtered_p50_ms", "metadata"), False),
+    ("filtered p50 ms, kinds", ("filtered_p50_ms", "kinds"), False),
+    ("filtered p50 ms, session", ("filtered_p50_ms", "session"), False),
+    ("metadata filter right after a write, p50 ms", ("metadata_after_write_p50_ms",), False),
+    ("cold start s (open + first search)", ("cold_start_s",), False),
+    ("store MB", ("store_bytes",), False),
+]
+
+
+def _value(row: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    value: Any = row
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return None
+    return float(value) / 1e6 if path == ("store_bytes",) else float(value)
+
+
+def _verdict(ratio: float, better: bool) -> str:
+    if abs(ratio - 1) < 0.1:
+        return ""
+    return " (better)" if better else " (worse)"
+
+
+def speed_compare(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Before and after, the same harness on two versions of the code in one session."""
+    old = {r["memories"]: r for r in before["rows"]}
+    rows = []
+    for r in after["rows"]:
+        b = old.get(r["memories"])
+        if b is None:
+            continue
+        for label, path, higher in _COMPARED:
+            x, y = _value(b, path), _value(r, path)
+            if x is None or y is None:
+                continue
+            ratio = y / x if x else float("nan")
+            better = ratio > 1 if higher else ratio < 1
+            digits = 2 if path == ("cold_start_s",) else 1
+            rows.append(
+                [
+                    f"{r['memories']:,} (`{r.get('embedder', after['embedder'])}`)",
+                    label,
+                    f"{x:.{digits}f}",
+                    f"{y:.{digits}f}",
+                    f"{ratio:.2f}×" + _verdict(ratio, better),
+                ]
+            )
     return (
-        f"Measured {result['date'][:10]} on {result['machine']['platform']}, "
-        f"{result['machine']['cpus']} CPUs, embedder `{result['embedder']}`:\n\n"
-        + _table(
-            [
-                "memories in scope",
-                "ingest msg/s (batches of 50)",
-                "single add ms",
-                "search p50 ms",
-                "search p95 ms",
-                "store MB",
-            ],
-            rows,
-        )
+        f"The same harness (`benchmarks/speed.py`) on the code before ({_commit(before)}) and "
+        f"after ({_commit(after)}), one after the other in one session (started "
+        f"{before['date'][:16]} and {after['date'][:16]} UTC) on {_machine(after)}:\n\n"
+        + _table(["memories", "metric", "before", "after", "after ÷ before"], rows)
     )
 
 
@@ -162,6 +251,9 @@ def main() -> None:
     ):
         result = _load(name)
         parts.append(f"### {name}\n\n" + (render(result) if result else "not measured yet"))
+        before = _load("speed_before.json")
+        if name == "speed.json" and result and before:
+            parts.append("### speed_before.json\n\n" + speed_compare(before, result))
     tables = "\n\n".join(parts) + "\n"
     if "--write" not in sys.argv:
         sys.stdout.write(tables)

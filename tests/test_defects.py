@@ -143,7 +143,7 @@ def test_a_crash_between_episode_and_vector_leaves_a_resumable_job(tmp_path: Pat
 def _conversation(mem: Memory) -> list[str]:
     return mem.add(
         [
-            {"role": "user", "name": "Ana", "content": "My PIN is 4831qz, keep it", "timestamp": T0},
+            {"role": "user", "name": "Ana", "content": "My PIN: 4831qz", "timestamp": T0},
             {"role": "assistant", "content": "Stored. Anything else?"},
         ],
         user_id="u",

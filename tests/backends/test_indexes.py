@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
-from engramdb.backends.lexical import LexicalSet
-from engramdb.backends.positions import Window
+from engramdb.backends import lexical
+from engramdb.backends.lexical import Doc, LexicalSet, weighted_terms
+from engramdb.backends.positions import Places, Window
 from engramdb.backends.vectors import VectorSet
 from engramdb.text import tokens
 
 ALL = Window()
 
 
-def _doc(ident: str, rid: int, when: float, own: str, quoted: str = "", kind: int = 0) -> tuple:
-    return (ident, rid, when, kind, own, quoted)
+def _doc(ident: str, rid: int, when: float, own: str, quoted: str = "", kind: int = 0) -> Doc:
+    return (ident, rid, when, kind, weighted_terms(own, quoted))
 
 
 def test_tokens_stem_fold_accents_and_drop_stopwords() -> None:
@@ -102,3 +104,34 @@ def test_vector_set_grows_replaces_and_filters() -> None:
     assert all(100 <= int(i[1:]) < 200 for i, _ in vs.search_many(vecs[0], 50, [window])[0])
     full, timed = vs.search_many(vecs[0], 5, [ALL, window])
     assert full[0][0] == "v0" and timed[0][0] != "v0"
+
+
+def test_a_replaced_record_does_not_count_twice_in_a_terms_rarity() -> None:
+    lex = LexicalSet()
+    lex.add([_doc(f"m{i}", i + 1, float(i), f"kayak note {i}") for i in range(3)])
+    lex.add([_doc("m0", 1, 0.0, "kayak note again")])  # replaced: the old posting stays behind
+    assert {i for i, _ in lex.search("kayak", 10, ALL)} == {"m0", "m1", "m2"}
+
+
+def test_bulk_postings_keep_terms_that_share_a_group_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ids that differ only in their low bits land in one group of the load's sort.
+    monkeypatch.setitem(lexical._IDS, "zzcollidea", 0x5100)
+    monkeypatch.setitem(lexical._IDS, "zzcollideb", 0x5101)
+    docs = [
+        ("a", 1, 1.0, 0, {"zzcollidea": 1.0, "kayak": 1.0}),
+        ("b", 2, 2.0, 0, {"zzcollideb": 2.0}),
+        ("c", 3, 3.0, 0, {"zzcollideb": 1.0, "zzcollidea": 0.5}),
+    ]
+    blobs = [lexical.encode_terms(d[4]) for d in docs]
+    loaded = LexicalSet()
+    loaded.load(
+        Places.of([d[:4] for d in docs]),
+        np.frombuffer(b"".join(blobs), dtype=lexical.STORED),
+        np.array([len(b) // lexical.STORED.itemsize for b in blobs], dtype=np.int64),
+    )
+    assert loaded._low >= 1
+    appended = LexicalSet()
+    appended.add(docs)
+    for query in ("zzcollidea", "zzcollideb", "kayak", "zzcollidea zzcollideb"):
+        assert loaded.search(query, 10, ALL) == appended.search(query, 10, ALL)
+    assert {i for i, _ in loaded.search("zzcollidea", 10, ALL)} == {"a", "c"}

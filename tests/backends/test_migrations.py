@@ -37,7 +37,8 @@ def _v2_store(path: Path) -> None:
     rows = [
         # timed: the caller gave "2024-05-28T09:00:00Z"
         ("m1", "user", "Ana", "Did you like the concert?", "Ana: Did you like the concert?",
-         _old_hash("user", "Ana", "Did you like the concert?", "2024-05-28T09:00:00Z"), 1716886800.0),
+         _old_hash("user", "Ana", "Did you like the concert?", "2024-05-28T09:00:00Z"),
+         1716886800.0),
         # untimed reply, keyed with the turn before it
         ("m2", "assistant", None, "Loved it!", "Loved it!\n(after Ana: Did you like the concert?)",
          _old_hash("assistant", None, "Loved it!", None), 1716886800.001),

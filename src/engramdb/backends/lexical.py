@@ -4,50 +4,109 @@ Like the dense matrix, it is rebuilt from the database when missing or stale, an
 with this process's writes. Scoring walks only the postings of the query's terms with numpy, so
 a query costs microseconds per matching document; SQLite FTS5's bm25() cost several per match and
 dominated search time at 10k memories (docs/benchmarks.md).
+
+Analysing text (tokens, Porter2 stems) was most of a cold start: ~3 of the ~4 s that the first
+search after opening a store of 100k memories took. So every write stores its record's weighted
+terms beside it (:func:`encode_terms`, the SQLite table ``lexical_terms``), and a load reads them
+and builds the postings in bulk with numpy (:meth:`LexicalSet.load`): appending the stored terms
+record by record would still take over half as long as analysing them again, the bulk build
+under a tenth (docs/benchmarks.md). Terms are stored and indexed as 64-bit hashes, not strings,
+so a load makes no Python object per posting (1.6M of them at 100k memories): 3x faster than
+with the terms as text. Two distinct terms share a hash with odds of ~3e-8 at a million distinct
+terms; they would then find each other's records.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
 
-from ..records import Scored
+from ..records import Keys, Scored
 from ..text import tokens
-from .positions import Positions, Window
+from .positions import Places, Positions, Window
 
 K1 = 1.2
 B = 0.75
 #: How much a word of the quoted previous turn counts against a word of the record itself: a
 #: reply is found through what it answers, but the turn that said it first ranks above it.
 CONTEXT_WEIGHT = 0.5
+#: Names the analysis that persisted terms were made with. Change it whenever ``tokens()``,
+#: :func:`weighted_terms` or :func:`term_id` would give other terms for the same key: a store
+#: analysed otherwise is analysed again when opened (a test pins what this name stands for).
+ANALYZER = "porter2+stopwords/context0.5/blake2b64"
+
+#: Weighted term frequencies of one key.
+Terms = dict[str, float]
+#: One document: (id, rid, event time, kind code, weighted terms).
+Doc = tuple[str, int, float, int, Terms]
+#: How a key's terms are stored: (term id, frequency) pairs, 12 bytes each.
+STORED = np.dtype([("term", "<i8"), ("tf", "<f4")])
+
+_EMPTY_POS = np.zeros(0, dtype=np.int64)
+_EMPTY_TF = np.zeros(0, dtype=np.float32)
+_IDS: dict[str, int] = {}
 
 
-def weighted_terms(own: str, context: str) -> dict[str, float]:
+def term_id(term: str) -> int:
+    """A term's stable 64-bit id (the same in every process and on every platform)."""
+    found = _IDS.get(term)
+    if found is None:
+        digest = hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        found = int.from_bytes(digest, "little", signed=True)
+        if len(_IDS) > 500_000:
+            _IDS.clear()
+        _IDS[term] = found
+    return found
+
+
+def weighted_terms(own: str, context: str) -> Terms:
     """Term frequencies of a key: the record's own words count 1, quoted ones ``CONTEXT_WEIGHT``."""
-    terms: dict[str, float] = {}
+    terms: Terms = {}
     for part, weight in ((own, 1.0), (context, CONTEXT_WEIGHT)):
         for term in tokens(part):
             terms[term] = terms.get(term, 0.0) + weight
     return terms
 
 
-#: One document: (id, rid, event time, kind code, own key, quoted context).
-Doc = tuple[str, int, float, int, str, str]
+def key_terms(keys: Keys) -> Terms:
+    """The weighted terms a record is found by lexically."""
+    return weighted_terms(keys.own, keys.quoted())
+
+
+def encode_terms(terms: Terms) -> bytes:
+    """The stored form of a key's terms: an array of :data:`STORED` pairs."""
+    packed = np.empty(len(terms), dtype=STORED)
+    packed["term"] = [term_id(t) for t in terms]
+    packed["tf"] = list(terms.values())
+    return packed.tobytes()
 
 
 class LexicalSet(Positions):
-    """BM25 over documents with append and tombstone delete."""
+    """BM25 over documents with append and tombstone delete.
+
+    Postings live in two parts: those of a bulk :meth:`load`, as arrays grouped by term (what a
+    cold start builds), and those appended since, as lists per term (what this process's writes
+    add).
+    """
 
     def __init__(self, version: int = 0) -> None:
         super().__init__(version)
         self._lengths = np.zeros(self._rids.shape[0], dtype=np.float32)
-        self._postings: dict[str, tuple[list[int], list[float]]] = {}
-        # Posting lists as arrays, built on first use; each remembers how many postings it holds
-        # so that one built before an append is never used after it.
-        self._arrays: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32]]] = {}
         self._total_length = 0.0
+        # The load's postings: term id, position and frequency of each, grouped (see load()).
+        self._low = 0
+        self._groups = _EMPTY_POS  # group i's postings are bounds[i]:bounds[i + 1]
+        self._bounds = np.zeros(1, dtype=np.int64)
+        self._bulk_terms = _EMPTY_POS
+        self._bulk_pos = _EMPTY_POS
+        self._bulk_tfs = _EMPTY_TF
+        self._tail: dict[int, tuple[list[int], list[float]]] = {}
+        # Posting lists as arrays, built on first use; each remembers how many appended postings
+        # it holds so that one built before an append is never used after it.
+        self._arrays: dict[int, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32]]] = {}
 
     def _grow_more(self, capacity: int) -> None:
         self._lengths = np.resize(self._lengths, capacity)
@@ -58,38 +117,98 @@ class LexicalSet(Positions):
     def add(self, docs: Iterable[Doc]) -> None:
         """Append documents; an id already present is replaced."""
         with self.lock:
-            for ident, rid, when, kind, own, context in docs:
+            for ident, rid, when, kind, terms in docs:
                 pos = self._append(ident, rid, when, kind)
-                terms = weighted_terms(own, context)
                 length = sum(terms.values())
                 self._lengths[pos] = length
                 self._total_length += length
                 for term, tf in terms.items():
-                    docs_, tfs = self._postings.setdefault(term, ([], []))
+                    docs_, tfs = self._tail.setdefault(term_id(term), ([], []))
                     docs_.append(pos)
                     tfs.append(tf)
 
-    def _posting(self, term: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        docs, tfs = self._postings[term]
-        cached = self._arrays.get(term)
-        if cached is None or cached[0] != len(docs):
-            cached = (len(docs), np.array(docs, dtype=np.int64), np.array(tfs, dtype=np.float32))
-            self._arrays[term] = cached
-        return cached[1], cached[2]
+    def load(
+        self, places: Places, stored: npt.NDArray[np.void], counts: npt.NDArray[np.int64]
+    ) -> None:
+        """Fill an empty index in bulk: record ``i`` of ``places`` has the next ``counts[i]``
+        of the ``stored`` (term id, frequency) pairs.
+
+        One sort instead of a list append per posting: at 100k records this builds the postings
+        several times faster than :meth:`add` would from the same terms.
+        """
+        if len(counts) != len(places) or int(counts.sum()) != len(stored):
+            raise ValueError("stored terms and counts disagree")
+        with self.lock:
+            if self._n:
+                raise ValueError("load() fills an empty index only")
+            start = self._extend(places)
+            doc = np.repeat(np.arange(start, start + len(places), dtype=np.int64), counts)
+            tfs = stored["tf"].astype(np.float32)
+            lengths = np.bincount(doc - start, weights=tfs, minlength=len(places))
+            self._lengths[start : start + len(places)] = lengths
+            self._total_length += float(lengths.sum())
+            if not len(stored):
+                return
+            # Postings grouped by the high bits of their term id, in position order within a
+            # group: a sort of (high bits | posting index) keys, which numpy runs ~2x faster
+            # than an argsort of the ids. Two terms of one group are told apart by their full
+            # ids when a query reads the group (_posting).
+            terms = stored["term"].astype(np.int64)
+            self._low = (1 << int(len(terms) - 1).bit_length()) - 1
+            keys = np.sort((terms & ~self._low) | np.arange(len(terms), dtype=np.int64))
+            order, groups = keys & self._low, keys & ~self._low
+            firsts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+            self._groups = groups[firsts]
+            self._bounds = np.append(firsts, len(terms)).astype(np.int64)
+            self._bulk_terms = terms[order]
+            self._bulk_pos, self._bulk_tfs = doc[order], tfs[order]
+            self._arrays.clear()
+
+    def _bulk(self, tid: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
+        group = tid & ~self._low
+        i = int(np.searchsorted(self._groups, group))
+        if i == self._groups.size or int(self._groups[i]) != group:
+            return None
+        lo, hi = self._bounds[i], self._bounds[i + 1]
+        docs, tfs = self._bulk_pos[lo:hi], self._bulk_tfs[lo:hi]
+        same = self._bulk_terms[lo:hi] == tid
+        if not same.all():  # another term shares the group
+            docs, tfs = docs[same], tfs[same]
+        return (docs, tfs) if docs.size else None
+
+    def _posting(self, tid: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
+        tail = self._tail.get(tid)
+        appended = 0 if tail is None else len(tail[0])
+        cached = self._arrays.get(tid)
+        if cached is not None and cached[0] == appended:
+            return cached[1], cached[2]
+        bulk = self._bulk(tid)
+        if bulk is None and tail is None:
+            return None
+        docs, tfs = bulk if bulk is not None else (_EMPTY_POS, _EMPTY_TF)
+        if tail is not None:
+            docs = np.concatenate([docs, np.array(tail[0], dtype=np.int64)])
+            tfs = np.concatenate([tfs, np.array(tail[1], dtype=np.float32)])
+        self._arrays[tid] = (appended, docs, tfs)
+        return docs, tfs
 
     def search(self, query: str, limit: int, window: Window) -> Scored:
         """Top live documents by BM25 for the query's terms, within the window."""
         with self.lock:
             live = len(self._pos)
-            terms = [t for t in dict.fromkeys(tokens(query)) if t in self._postings]
-            if not live or not terms or limit <= 0:
+            postings = [self._posting(term_id(t)) for t in dict.fromkeys(tokens(query))]
+            found = [p for p in postings if p is not None]
+            if not live or not found or limit <= 0:
                 return []
             n = self._n
             avg = max(self._total_length / live, 1.0)
             norm = K1 * (1 - B + B * self._lengths[:n] / avg)
             scores = np.zeros(n, dtype=np.float32)
-            for term in terms:
-                docs, tfs = self._posting(term)
-                idf = np.log(1 + (live - len(docs) + 0.5) / (len(docs) + 0.5))
+            alive = self._alive[:n]
+            for docs, tfs in found:
+                # Postings of removed or replaced records stay until a reload: counted, they
+                # would push a common term's idf below zero after a few updates.
+                df = int(np.count_nonzero(alive[docs]))
+                idf = np.log(1 + (live - df + 0.5) / (df + 0.5))
                 scores[docs] += idf * tfs * (K1 + 1) / (tfs + norm[docs])
             return self.top(scores, self.mask(n, window) & (scores > 0), limit)

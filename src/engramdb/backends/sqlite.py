@@ -12,7 +12,9 @@ the scope (every write bumps the scope's version).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -26,8 +28,9 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
-from ..errors import EngramError, IdConflict, StoreError
+from ..errors import EngramError, IdConflict, InvalidInput, StoreError
 from ..records import (
     KIND_CODES,
     Filter,
@@ -42,8 +45,10 @@ from ..records import (
 )
 from ..types import HistoryEntry, Scope
 from . import sqlite_schema
-from .lexical import Doc, LexicalSet
+from .lexical import LexicalSet, Terms, encode_terms, key_terms
 from .positions import Window
+from .sqlite_load import load_scope
+from .sqlite_matches import Matches
 from .vectors import VectorSet
 
 P = ParamSpec("P")
@@ -62,19 +67,30 @@ _CHUNK = 500
 #: How long a delete waits for other connections' reads to end before it leaves the scrub of the
 #: write-ahead log to the next write (or close).
 _SCRUB_WAIT_MS = 250
+#: How many filters' matching row ids are kept (each at most 8 bytes per memory of its scope).
+_MATCHES_KEPT = 16
 
 
 def _guarded(fn: Callable[P, T]) -> Callable[P, T]:
-    """No sqlite3 exception leaves the backend: it becomes a StoreError naming the cause."""
+    """No sqlite3 exception leaves the backend: it becomes a StoreError naming the cause (or an
+    InvalidInput, for a value SQLite cannot bind)."""
 
     @wraps(fn)
     def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        store = args[0] if args and isinstance(args[0], SQLiteStore) else None
         try:
-            return fn(*args, **kwargs)
+            if store is None:
+                return fn(*args, **kwargs)
+            with store._using():
+                return fn(*args, **kwargs)
         except EngramError:
             raise
         except sqlite3.Error as exc:
             raise StoreError(f"the store failed during {fn.__name__}(): {exc}") from exc
+        except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot bind
+            raise InvalidInput(
+                f"the store cannot hold a value given to {fn.__name__}(): {exc}"
+            ) from exc
 
     return call
 
@@ -83,17 +99,29 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
+#: A record's place in the in-memory indexes: (id, rid, event time, kind code).
+_Place = tuple[str, int, float, int]
+
+
 class _Op:
     """A change to the in-memory indexes, applied once its transaction has committed:
-    ``keys`` (re)indexes a document lexically, ``vector`` adds its vector, ``unvector`` drops
-    only its vector, ``delete`` drops it from both."""
+    ``keys`` (re)indexes a document lexically under ``terms``, ``vector`` adds its vector,
+    ``unvector`` drops only its vector, ``delete`` drops it from both."""
 
-    __slots__ = ("doc", "ident", "kind", "vector")
+    __slots__ = ("ident", "kind", "place", "terms", "vector")
 
     def __init__(
-        self, kind: str, ident: str, doc: Doc | None = None, vector: Vector | None = None
+        self,
+        kind: str,
+        ident: str,
+        place: _Place | None = None,
+        *,
+        terms: Terms | None = None,
+        vector: Vector | None = None,
     ) -> None:
-        self.kind, self.ident, self.doc, self.vector = kind, ident, doc, vector
+        self.kind, self.ident, self.place, self.terms, self.vector = (
+            kind, ident, place, terms, vector,
+        )  # fmt: skip
 
 
 class SQLiteStore:
@@ -116,16 +144,25 @@ class SQLiteStore:
         self.dim = dim
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lane = threading.Lock()
+        # The cache of indexes has a short lock; each scope's indexes have their own, which a
+        # commit holds while it brings them up to date: readers of other scopes never wait.
         self._cache_lock = threading.Lock()
+        self._scope_locks: dict[int, threading.Lock] = {}
+        # Reads in flight: close() waits for them instead of closing a connection in use.
+        self._active = 0
+        self._idle = threading.Condition()
         self._vsets: dict[int, VectorSet] = {}
         self._lsets: dict[int, LexicalSet] = {}
+        self._matches = Matches(_MATCHES_KEPT)
         self._local = threading.local()
         self._readers: builtins.list[sqlite3.Connection] = []
         self._closed = False
         self._scrub_pending = False
         self._writer = self._connect()
+        self._inode = os.stat(self.path).st_ino
         try:
             sqlite_schema.migrate(self._writer, self.path)
+            sqlite_schema.ensure_analysis(self._writer)
         except sqlite3.DatabaseError as exc:
             self._writer.close()
             raise StoreError(f"{self.path} is not an engramdb store: {exc}") from exc
@@ -135,10 +172,11 @@ class SQLiteStore:
 
     # -- connections ---------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, create: bool = True) -> sqlite3.Connection:
+        target = self.path if create else Path(self.path).resolve().as_uri() + "?mode=rw"
         try:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                target, isolation_level=None, check_same_thread=False, timeout=30.0, uri=not create
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
@@ -153,12 +191,37 @@ class SQLiteStore:
             raise StoreError(f"{self.path} is not an engramdb store: {exc}") from exc
         return conn
 
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """A read in flight; a scrub left pending by an earlier delete is retried first."""
+        with self._idle:
+            if self._closed:
+                raise StoreError("the store is closed: open a new Memory")
+            self._active += 1
+        try:
+            if self._scrub_pending:
+                self._try_scrub()
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _try_scrub(self) -> None:
+        if self._lane.acquire(blocking=False):
+            try:
+                if not self._closed:
+                    self._scrub(self._writer)
+            finally:
+                self._lane.release()
+
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("the store is closed: open a new Memory")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            # mode=rw: a reader never creates an empty database where the store was removed.
+            conn = self._connect(create=False)
             self._local.conn = conn
             with self._cache_lock:
                 self._readers.append(conn)
@@ -176,14 +239,18 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lane:
-            if self._closed:
-                return
-            self._closed = True
+            with self._idle:
+                if self._closed:
+                    return
+                self._closed = True
+                # Reads already running finish on their connections; new ones are refused.
+                self._idle.wait_for(lambda: self._active == 0, timeout=60)
             with self._cache_lock:
                 for conn in self._readers:
                     conn.close()
                 self._vsets.clear()
                 self._lsets.clear()
+                self._matches.clear()
             if self._scrub_pending:
                 self._scrub(self._writer)
             self._writer.close()
@@ -199,6 +266,7 @@ class SQLiteStore:
             if self._closed:
                 raise StoreError("the store is closed: open a new Memory")
             conn = self._writer
+            self._check_file()
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -208,7 +276,7 @@ class SQLiteStore:
                 yield tx
                 versions = tx.bump_versions()
             except BaseException as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"the store failed during a write: {exc}") from exc
                 raise
@@ -216,22 +284,47 @@ class SQLiteStore:
             if tx.purged or self._scrub_pending:
                 self._scrub(conn)
 
+    def _check_file(self) -> None:
+        """Refuse to write into a store whose file was removed or replaced underneath: the
+        writes would go to an unlinked file and be lost at close."""
+        try:
+            same = os.stat(self.path).st_ino == self._inode
+        except OSError:
+            same = False
+        if not same:
+            raise StoreError(
+                f"{self.path} was removed or replaced while open: nothing was written; "
+                "close this Memory and open the store again"
+            )
+
+    def _scope_lock(self, scope_id: int) -> threading.Lock:
+        with self._cache_lock:
+            return self._scope_locks.setdefault(scope_id, threading.Lock())
+
     def _commit(
         self, conn: sqlite3.Connection, tx: SQLiteTransaction, versions: dict[int, int]
     ) -> None:
-        # The cache lock spans the commit: a reader that sees the new version in the database
-        # then finds the in-memory indexes already at it, instead of reloading them.
-        with self._cache_lock:
+        # The touched scopes' locks span the commit: a reader that sees the new version in the
+        # database then finds the in-memory indexes already at it, instead of reloading them.
+        locks = [self._scope_lock(scope_id) for scope_id in sorted(versions)]
+        with contextlib.ExitStack() as held:
+            for lock in locks:
+                held.enter_context(lock)
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise StoreError(f"the store failed to commit: {exc}") from exc
             if tx.reset:
-                self._vsets.clear()
-                self._lsets.clear()
+                with self._cache_lock:
+                    self._vsets.clear()
+                    self._lsets.clear()
+                    self._matches.clear()
             for scope_id, version in versions.items():
-                self._apply(scope_id, version, tx.ops.get(scope_id, []), scope_id in tx.created)
+                ops = tx.ops.get(scope_id, [])
+                self._apply(scope_id, version, ops, scope_id in tx.created)
+                written = [op.place[1] for op in ops if op.kind == "keys" and op.place is not None]
+                self._matches.carry(conn, scope_id, version, written)
 
     def _apply(self, scope_id: int, version: int, ops: builtins.list[_Op], created: bool) -> None:
         if created:
@@ -240,8 +333,8 @@ class SQLiteStore:
         vset, lset = self._vsets.get(scope_id), self._lsets.get(scope_id)
         if vset is not None and vset.version == version - 1:
             for op in ops:
-                if op.kind == "vector" and op.doc is not None and op.vector is not None:
-                    vset.add([op.doc[:4]], op.vector[None, :])
+                if op.kind == "vector" and op.place is not None and op.vector is not None:
+                    vset.add([op.place], op.vector[None, :])
                 elif op.kind in ("unvector", "delete"):
                     vset.remove([op.ident])
             vset.version = version
@@ -249,8 +342,8 @@ class SQLiteStore:
             self._vsets.pop(scope_id, None)
         if lset is not None and lset.version == version - 1:
             for op in ops:
-                if op.kind == "keys" and op.doc is not None:
-                    lset.add([op.doc])
+                if op.kind == "keys" and op.place is not None and op.terms is not None:
+                    lset.add([(*op.place, op.terms)])
                 elif op.kind == "delete":
                     lset.remove([op.ident])
             lset.version = version
@@ -294,17 +387,17 @@ class SQLiteStore:
         if scope_id is None:
             return [], None
         where, params = _where(scope_id, flt)
-        rows = _rows(
-            conn,
+        raw = conn.execute(
             f"{_SELECT} WHERE {where} AND m.rid > ? ORDER BY m.rid LIMIT ?",
             [*params, after, limit + 1],
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        last = _last_rid(conn, rows[-1]) if more and rows else None
-        return rows, None if last is None else encode_cursor(fingerprint, last)
+        ).fetchall()
+        more = len(raw) > limit
+        rows = [_row_from(r) for r in raw[:limit]]
+        _attach_sources(conn, rows)
+        # The position comes from the same read: a delete of that row meanwhile cannot end the
+        # listing early, and row ids are never reused (AUTOINCREMENT), so nothing is skipped.
+        return rows, encode_cursor(fingerprint, int(raw[limit - 1][0])) if more else None
 
-    @_guarded
     def iter_rows(self, tenant: str, scope: Scope | None) -> Iterator[Row]:
         # Page by row id rather than holding one cursor open: a long read would keep the log
         # (and the page images of anything deleted meanwhile) from being checkpointed.
@@ -313,18 +406,24 @@ class SQLiteStore:
             where += " AND s.user_id = ? AND s.agent_id = ?"
             params += [scope.user_id or "", scope.agent_id or ""]
         after = 0
-        while True:
-            conn = self._reader()
-            batch = conn.execute(
-                f"{_SELECT} WHERE {where} AND m.rid > ? ORDER BY m.rid LIMIT ?",
-                [*params, after, _CHUNK],
-            ).fetchall()
-            if not batch:
-                return
-            after = int(batch[-1][0])
-            rows = [_row_from(r) for r in batch]
-            _attach_sources(conn, rows)
-            yield from rows
+        while batch := self._page(where, params, after):
+            after = batch[0]
+            yield from batch[1]
+
+    @_guarded
+    def _page(
+        self, where: str, params: builtins.list[Any], after: int
+    ) -> tuple[int, builtins.list[Row]] | None:
+        conn = self._reader()
+        raw = conn.execute(
+            f"{_SELECT} WHERE {where} AND m.rid > ? ORDER BY m.rid LIMIT ?",
+            [*params, after, _CHUNK],
+        ).fetchall()
+        if not raw:
+            return None
+        rows = [_row_from(r) for r in raw]
+        _attach_sources(conn, rows)
+        return int(raw[-1][0]), rows
 
     @_guarded
     def history(self, tenant: str, memory_id: str) -> builtins.list[HistoryEntry]:
@@ -399,12 +498,16 @@ class SQLiteStore:
     def _window(self, conn: sqlite3.Connection, scope_id: int, flt: Filter) -> Window:
         if not flt.needs_rows():
             return Window.of(flt)
-        where, params = _where(scope_id, flt)
-        rids = np.fromiter(
-            (r[0] for r in conn.execute(f"SELECT m.rid FROM memories m WHERE {where}", params)),
-            dtype=np.int64,
-        )
-        return Window.of(flt, rids)
+        return Window.of(flt, self._matching(scope_id, flt.session_id, flt.metadata))
+
+    def _matching(
+        self, scope_id: int, session_id: str | None, metadata: tuple[tuple[str, Any], ...]
+    ) -> npt.NDArray[np.int64]:
+        """Row ids of the scope with this session and metadata, at any time and of any kind (the
+        masks test those), from the cache of the scope's current version."""
+        where, params = _where(scope_id, Filter(session_id=session_id, metadata=metadata))
+        with self._snapshot() as conn:
+            return self._matches.get(conn, scope_id, self._version(conn, scope_id), where, params)
 
     def _version(self, conn: sqlite3.Connection, scope_id: int) -> int:
         row = conn.execute("SELECT version FROM scopes WHERE id = ?", (scope_id,)).fetchone()
@@ -412,50 +515,27 @@ class SQLiteStore:
 
     def _cached(self, sets: dict[int, Any], scope_id: int) -> Any:
         version = self._version(self._reader(), scope_id)
-        with self._cache_lock:
+        with self._scope_lock(scope_id):
             found = sets.get(scope_id)
         # A newer set is fine too: it was brought up to date by a commit of this process.
         return found if found is not None and found.version >= version else None
 
     def _vector_set(self, scope_id: int) -> VectorSet:
         vset: VectorSet | None = self._cached(self._vsets, scope_id)
-        if vset is not None:
-            return vset
-        with self._snapshot() as conn:
-            vset = VectorSet(self.dim, self._version(conn, scope_id))
-            cursor = conn.execute(
-                "SELECT m.id, m.rid, m.occurred_at, m.kind, v.vec FROM memories m "
-                "JOIN vectors v ON v.rid = m.rid WHERE m.scope_id = ? ORDER BY m.rid",
-                (scope_id,),
-            )
-            while batch := cursor.fetchmany(4096):
-                vset.add(
-                    [(str(r[0]), int(r[1]), float(r[2]), KIND_CODES.get(r[3], -1)) for r in batch],
-                    np.frombuffer(b"".join(r[4] for r in batch), dtype=np.float32).reshape(
-                        len(batch), self.dim
-                    ),
-                )
-        installed: VectorSet = self._install(self._vsets, scope_id, vset)
-        return installed
+        return vset if vset is not None else self._load(scope_id)[0]
 
     def _lexical_set(self, scope_id: int) -> LexicalSet:
         lset: LexicalSet | None = self._cached(self._lsets, scope_id)
-        if lset is not None:
-            return lset
+        return lset if lset is not None else self._load(scope_id)[1]
+
+    def _load(self, scope_id: int) -> tuple[VectorSet, LexicalSet]:
         with self._snapshot() as conn:
-            lset = LexicalSet(self._version(conn, scope_id))
-            cursor = conn.execute(
-                "SELECT id, rid, occurred_at, kind, key_own, key_context_name, key_context "
-                "FROM memories WHERE scope_id = ? ORDER BY rid",
-                (scope_id,),
-            )
-            while batch := cursor.fetchmany(4096):
-                lset.add(_doc(*r) for r in batch)
-        installed: LexicalSet = self._install(self._lsets, scope_id, lset)
-        return installed
+            vset, lset = load_scope(conn, scope_id, self._version(conn, scope_id), self.dim)
+        installed = self._install(self._vsets, scope_id, vset)
+        return installed, self._install(self._lsets, scope_id, lset)
 
     def _install(self, sets: dict[int, Any], scope_id: int, built: Any) -> Any:
-        with self._cache_lock:
+        with self._scope_lock(scope_id):
             current = sets.get(scope_id)
             if current is not None and current.version >= built.version:
                 return current
@@ -593,7 +673,18 @@ class SQLiteTransaction:
             )
         self._history(row.id, row.scope.tenant, "create", None, _snapshot(row), actor)
         self._queue(row.scope.tenant, rid)
-        self._op(scope_id, _Op("keys", row.id, _doc_of(row, rid)))
+        self._index_keys(scope_id, _place(row, rid), row.keys)
+
+    def _index_keys(self, scope_id: int, place: _Place, keys: Keys) -> None:
+        """Analyse the keys once: their terms are stored with the record (a cold start reads them
+        instead of stemming again) and go into the loaded index after the commit."""
+        terms = key_terms(keys)
+        self._conn.execute(
+            "INSERT INTO lexical_terms (rid, terms) VALUES (?, ?) "
+            "ON CONFLICT (rid) DO UPDATE SET terms = excluded.terms",
+            (place[1], encode_terms(terms)),
+        )
+        self._op(scope_id, _Op("keys", place[0], place, terms=terms))
 
     def _history(
         self,
@@ -689,7 +780,7 @@ class SQLiteTransaction:
             ),
         )
         self._history(row.id, row.scope.tenant, "update", _snapshot(before), _snapshot(row), actor)
-        self._op(scope_id, _Op("keys", row.id, _doc_of(row, rid)))
+        self._index_keys(scope_id, _place(row, rid), row.keys)
 
     @_guarded
     def set_keys(self, tenant: str, memory_id: str, keys: Keys) -> None:
@@ -706,7 +797,7 @@ class SQLiteTransaction:
             "UPDATE memories SET key_own = ?, key_context_name = ?, key_context = ? WHERE rid = ?",
             (keys.own, keys.context_name, keys.context_text, rid),
         )
-        self._op(scope_id, _Op("keys", memory_id, _doc_of(row, rid)))
+        self._index_keys(scope_id, _place(row, rid), keys)
         self.stale(tenant, [memory_id])
 
     @_guarded
@@ -782,7 +873,7 @@ class SQLiteTransaction:
             )
             self._conn.execute("DELETE FROM jobs WHERE memory_rid = ? AND kind = 'embed'", (rid,))
             vec = np.asarray(vector, dtype=np.float32)
-            self._op(int(scope_id), _Op("vector", memory_id, _doc_of(rows[0], int(rid)), vec))
+            self._op(int(scope_id), _Op("vector", memory_id, _place(rows[0], rid), vector=vec))
             stored += 1
         return stored
 
@@ -818,6 +909,13 @@ class SQLiteTransaction:
 
 
 # -- helpers shared by readers and the writer ----------------------------------------------------
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself on some errors (a full disk, an I/O error): then there is
+    # nothing left to roll back, and saying so must not hide the error that caused it.
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("ROLLBACK")
 
 
 def _scope_id(conn: sqlite3.Connection, scope: Scope) -> int | None:
@@ -876,13 +974,6 @@ def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> builtins
     return rows
 
 
-def _last_rid(conn: sqlite3.Connection, row: Row) -> int | None:
-    found = conn.execute(
-        "SELECT rid FROM memories WHERE tenant = ? AND id = ?", (row.scope.tenant, row.id)
-    ).fetchone()
-    return None if found is None else int(found[0])
-
-
 def _attach_sources(conn: sqlite3.Connection, rows: builtins.list[Row]) -> None:
     for row in rows:
         if row.kind == "message":
@@ -918,16 +1009,8 @@ def _row_from(r: Sequence[Any]) -> Row:
     )
 
 
-def _doc(
-    ident: str, rid: int, when: float, kind: str, own: str, name: str | None, context: str
-) -> Doc:
-    quoted = Keys(own, name, context).quoted()
-    return (str(ident), int(rid), float(when), KIND_CODES.get(kind, -1), str(own), quoted)
-
-
-def _doc_of(row: Row, rid: int) -> Doc:
-    keys = row.keys
-    return (row.id, rid, row.occurred_at, KIND_CODES.get(row.kind, -1), keys.own, keys.quoted())
+def _place(row: Row, rid: int) -> _Place:
+    return (row.id, int(rid), row.occurred_at, KIND_CODES.get(row.kind, -1))
 
 
 def _snapshot(row: Row) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..records import Scored, Vector
-from .positions import Positions, Window
+from .positions import Places, Positions, Window
 
 
 class VectorSet(Positions):
@@ -29,10 +29,20 @@ class VectorSet(Positions):
     def add(self, items: Sequence[tuple[str, int, float, int]], vectors: Vector) -> None:
         """Append (id, rid, event time, kind code) rows with their vectors; an id already
         present is replaced."""
-        with self.lock:
+        if len({item[0] for item in items}) == len(items):
+            self.extend(Places.of(items), vectors)
+            return
+        with self.lock:  # an id twice: the last one wins, as one by one
             for (ident, rid, when, kind), vec in zip(items, vectors, strict=True):
-                pos = self._append(ident, rid, when, kind)
-                self._mat[pos] = vec
+                self._mat[self._append(ident, rid, when, kind)] = vec
+
+    def extend(self, places: Places, vectors: Vector) -> None:
+        """Append records of distinct ids with their vectors (a load)."""
+        if len(places) != len(vectors):
+            raise ValueError("one vector per record")
+        with self.lock:
+            start = self._extend(places)
+            self._mat[start : start + len(places)] = vectors
 
     def search_many(self, query: Vector, limit: int, windows: Sequence[Window]) -> list[Scored]:
         """One scan of the matrix, ranked separately within each window."""
