@@ -218,6 +218,19 @@ def speed_compare(before: dict[str, Any], after: dict[str, Any]) -> str:
     )
 
 
+def lexical_load(result: dict[str, Any]) -> str:
+    seconds = result["seconds_median_of_3"]
+    base = seconds["analyse + append"]
+    rows = [[way, f"{s:.2f}", f"{s / base:.2f}"] for way, s in seconds.items()]
+    m = result["machine"]
+    return (
+        f"Building one scope's BM25 index from {result['records']:,} records "
+        f"({result['postings']:,} postings), measured {result['date'][:10]} on {m['platform']}, "
+        f"{m['cpus']} CPUs (1-minute load {m['load_avg'][0]:.1f}):\n\n"
+        + _table(["how", "seconds (median of 3)", "÷ analyse + append"], rows)
+    )
+
+
 def embedder(result: dict[str, Any]) -> str:
     rows = [
         [
@@ -247,6 +260,7 @@ def main() -> None:
         ("locomo_dev.json", locomo),
         ("longmemeval_dev.json", longmemeval),
         ("speed.json", speed),
+        ("lexical_load.json", lexical_load),
         ("embedder.json", embedder),
     ):
         result = _load(name)

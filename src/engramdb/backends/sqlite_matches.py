@@ -23,6 +23,8 @@ import numpy.typing as npt
 
 RowIds = npt.NDArray[np.int64]
 _CHUNK = 500
+#: How many commits of this process an answer is carried through without being read.
+_UNREAD_COMMITS = 4
 
 
 class Matches:
@@ -31,7 +33,7 @@ class Matches:
     def __init__(self, kept: int = 16) -> None:
         self._kept = kept
         self._found: dict[tuple[Any, ...], RowIds] = {}
-        self._used: set[tuple[Any, ...]] = set()  # read by a search since put or carried
+        self._last_read: dict[tuple[Any, ...], int] = {}  # the version a search last read it at
         self._lock = threading.Lock()
 
     def get(
@@ -43,26 +45,27 @@ class Matches:
         with self._lock:
             found = self._found.get(key)
             if found is not None:
-                self._used.add(key)
+                self._last_read[key] = version
         if found is None:
             found = _rids(conn, f"SELECT m.rid FROM memories m WHERE {where}", params)
-            self._put(key, found, used=True)
+            self._put(key, found, version)
         return found
 
     def carry(
         self, conn: sqlite3.Connection, scope_id: int, version: int, written: Sequence[int]
     ) -> None:
         """After a commit of this process took the scope to ``version``, re-check the records it
-        inserted or changed (``written``) in each answer of the version before that a search
-        used; unused ones are dropped, so a run of writes without searches costs nothing here.
-        A deleted record needs nothing: the indexes mask it out, and its row id, if ever
-        reused, is written again."""
+        inserted or changed (``written``) in the answers of the version before. Only answers a
+        search read within the last few commits are carried (an ``add`` commits twice), so a
+        run of writes without searches soon costs nothing here. A deleted record needs nothing:
+        the indexes mask it out, and its row id, if ever reused, is written again."""
         with self._lock:
             previous = [k for k in self._found if k[0] == scope_id and k[1] == version - 1]
-            carried = [(k, self._found.pop(k)) for k in previous if k in self._used]
-            self._used.difference_update(previous)
+            carried = [(k, self._found.pop(k), self._last_read.pop(k, -1)) for k in previous]
         touched = np.asarray(written, dtype=np.int64)
-        for (_, _, where, params), found in carried:
+        for (_, _, where, params), found, last_read in carried:
+            if version - last_read > _UNREAD_COMMITS:
+                continue
             try:
                 again = [
                     _rids(
@@ -77,22 +80,23 @@ class Matches:
                 continue  # dropped: the next search reads it afresh
             if touched.size and found.size and touched.min() <= found.max():
                 found = found[~np.isin(found, touched)]  # rewritten, not only new, records
-            self._put((scope_id, version, where, params), np.concatenate([found, *again]))
+            if again:
+                found = np.concatenate([found, *again])
+            self._put((scope_id, version, where, params), found, last_read)
 
     def clear(self) -> None:
         with self._lock:
             self._found.clear()
-            self._used.clear()
+            self._last_read.clear()
 
-    def _put(self, key: tuple[Any, ...], found: RowIds, *, used: bool = False) -> None:
+    def _put(self, key: tuple[Any, ...], found: RowIds, last_read: int) -> None:
         with self._lock:
             self._found[key] = found
-            if used:
-                self._used.add(key)
+            self._last_read[key] = last_read
             while len(self._found) > self._kept:
                 oldest = next(iter(self._found))
                 del self._found[oldest]
-                self._used.discard(oldest)
+                self._last_read.pop(oldest, None)
 
 
 def _rids(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> RowIds:
