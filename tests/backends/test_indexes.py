@@ -135,3 +135,21 @@ def test_bulk_postings_keep_terms_that_share_a_group_apart(monkeypatch: pytest.M
     for query in ("zzcollidea", "zzcollideb", "kayak", "zzcollidea zzcollideb"):
         assert loaded.search(query, 10, ALL) == appended.search(query, 10, ALL)
     assert {i for i, _ in loaded.search("zzcollidea", 10, ALL)} == {"a", "c"}
+
+
+def test_a_narrow_filter_scores_only_the_vectors_it_keeps_and_ranks_them_the_same() -> None:
+    rng = np.random.default_rng(4)
+    vecs = rng.normal(size=(800, 8)).astype(np.float32)
+    vs = VectorSet(8)
+    vs.add([(f"v{i}", i + 1, float(i), 0) for i in range(800)], vecs)
+    narrow = Window(rids=np.array([5, 17, 300, 799], dtype=np.int64))  # 4 of 800
+    wide = Window(since=100.0)
+    got_narrow, got_wide = vs.search_many(vecs[16], 3, [narrow, wide])
+    scores = vecs @ vecs[16]
+    expect = sorted([4, 16, 299, 798], key=lambda i: -scores[i])[:3]
+    assert [i for i, _ in got_narrow] == [f"v{i}" for i in expect]
+    assert [s for _, s in got_narrow] == pytest.approx([float(scores[i]) for i in expect], 1e-5)
+    assert [i for i, _ in got_wide] == [f"v{i}" for i in (np.argsort(-scores[100:])[:3] + 100)]
+    (alone,) = vs.search_many(vecs[16], 3, [narrow])  # scored alone: the narrow path
+    assert [i for i, _ in alone] == [i for i, _ in got_narrow]
+    assert [s for _, s in alone] == pytest.approx([s for _, s in got_narrow], 1e-5)

@@ -202,7 +202,6 @@ class LexicalSet(Positions):
                 return []
             n = self._n
             avg = max(self._total_length / live, 1.0)
-            norm = K1 * (1 - B + B * self._lengths[:n] / avg)
             scores = np.zeros(n, dtype=np.float32)
             alive = self._alive[:n]
             for docs, tfs in found:
@@ -210,5 +209,6 @@ class LexicalSet(Positions):
                 # would push a common term's idf below zero after a few updates.
                 df = int(np.count_nonzero(alive[docs]))
                 idf = np.log(1 + (live - df + 0.5) / (df + 0.5))
-                scores[docs] += idf * tfs * (K1 + 1) / (tfs + norm[docs])
+                norm = K1 * (1 - B + B * self._lengths[docs] / avg)  # at the postings only
+                scores[docs] += idf * tfs * (K1 + 1) / (tfs + norm)
             return self.top(scores, self.mask(n, window) & (scores > 0), limit)

@@ -14,6 +14,8 @@ import numpy as np
 from ..records import Scored, Vector
 from .positions import Places, Positions, Window
 
+_NONE = np.zeros(0, dtype=np.int64)
+
 
 class VectorSet(Positions):
     """Records' unit vectors by position, with amortised O(1) append and tombstone delete."""
@@ -50,6 +52,13 @@ class VectorSet(Positions):
             n = self._n
             if n == 0 or limit <= 0:
                 return [[] for _ in windows]
+            keeps = [self.mask(n, w) for w in windows]
+            wanted = np.flatnonzero(np.logical_or.reduce(keeps)) if keeps else _NONE
             # The expensive part, done once. A float64 query would upcast the matrix (10x slower).
-            scores = self._mat[:n] @ np.asarray(query, dtype=np.float32)
-            return [self.top(scores, self.mask(n, w), limit) for w in windows]
+            vector = np.asarray(query, dtype=np.float32)
+            if wanted.size * 8 < n:  # a narrow filter (a session, say): score only what it keeps
+                scores = np.zeros(n, dtype=np.float32)
+                scores[wanted] = self._mat[wanted] @ vector
+            else:
+                scores = self._mat[:n] @ vector
+            return [self.top(scores, keep, limit) for keep in keeps]
