@@ -212,10 +212,19 @@ def speed_compare(before: dict[str, Any], after: dict[str, Any]) -> str:
             )
     return (
         f"The same harness (`benchmarks/speed.py`) on the code before ({_commit(before)}) and "
-        f"after ({_commit(after)}), one after the other in one session (started "
-        f"{before['date'][:16]} and {after['date'][:16]} UTC) on {_machine(after)}:\n\n"
+        f"after ({_commit(after)}), one after the other in one session on "
+        f"{_machine(after).split(', 1-minute')[0]}: before finished {before['date'][11:16]} UTC "
+        f"({_load_avg(before)}), after finished {after['date'][11:16]} UTC "
+        f"({_load_avg(after)}):\n\n"
         + _table(["memories", "metric", "before", "after", "after ÷ before"], rows)
     )
+
+
+def _load_avg(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    if "load_avg_start" not in m:
+        return "load not recorded"
+    return f"1-minute load {m['load_avg_start'][0]:.1f} → {m['load_avg_end'][0]:.1f}"
 
 
 def lexical_load(result: dict[str, Any]) -> str:

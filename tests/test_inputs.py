@@ -1326,6 +1326,7 @@ CODES = {
     "StoreVersionError": "store_version",
     "EmbedderMismatch": "embedder_mismatch",
     "EmbedderError": "embedder_error",
+    "LLMError": "llm_error",
     "ImportFormatError": "import_format",
     "ConfigError": "config_error",
 }

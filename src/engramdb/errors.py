@@ -24,6 +24,8 @@ EngramError                 code
 │   ├── StoreVersionError   store_version      created by a newer engramdb
 │   └── EmbedderMismatch    embedder_mismatch  the store holds vectors of another model
 ├── EmbedderError           embedder_error     the embedding model failed or is not installed
+├── LLMError                llm_error          the language model failed, timed out or answered
+│                                              unusably after its retries
 ├── ImportFormatError       import_format      a file given to import is not in a known format
 └── ConfigError             config_error       an unknown or malformed setting
 ```
@@ -226,6 +228,20 @@ class EmbedderError(EngramError):
     """The embedding model is missing or failed."""
 
     code = "embedder_error"
+
+
+class LLMError(EngramError):
+    """The language model is missing, failed, timed out, or answered unusably after retries.
+
+    ``retryable`` says whether trying again later may succeed (a rate limit, a 5xx, a timeout,
+    output that did not parse) or not (a bad key, an unknown model, a refused request).
+    """
+
+    code = "llm_error"
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ImportFormatError(EngramError, ValueError):

@@ -148,3 +148,69 @@ def event_key(
         [session_id or "", role, name, content, round(instant * 1_000_000)], ensure_ascii=False
     )
     return "e:" + hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- semantic memory: what extractors produce and reconciliation consumes -----------------------
+
+#: Attributes a subject has one value of at a time: a new value supersedes the current one
+#: ("lives in Porto" ends "lives in Lisbon"). Any other attribute holds several values at once
+#: ("likes sushi" and "likes hiking"), and only a statement that ends a value ends it.
+SINGLE_VALUED: frozenset[str] = frozenset(
+    {
+        "name", "age", "birthday", "hometown", "nationality", "lives_in", "works_at",
+        "job_title", "studies_at", "relationship_status", "partner", "spouse", "mother",
+        "father", "boss", "diet", "car", "phone", "commute", "schedule",
+    }
+)  # fmt: skip
+#: Attributes that describe who the subject is, stably: the profile (core memory) holds the
+#: current ones. Every ``preference`` claim belongs there too.
+PROFILE_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        "name", "age", "birthday", "hometown", "nationality", "lives_in", "works_at",
+        "job_title", "studies_at", "relationship_status", "partner", "spouse", "diet",
+        "allergy", "health", "language", "hobby", "pet", "car", "likes", "dislikes",
+        "favourite", "sister", "brother", "mother", "father", "child", "friend",
+    }
+)  # fmt: skip
+#: Attributes whose values exclude each other: "dislikes sushi" ends "likes sushi".
+OPPOSITES: dict[str, str] = {"likes": "dislikes", "dislikes": "likes"}
+#: What a claim states: a fact about the subject, a preference, a plan, a dated event, or a
+#: relationship between the subject and another entity.
+CLAIM_KINDS: tuple[str, ...] = ("fact", "preference", "plan", "event", "relationship")
+ENTITY_TYPES: tuple[str, ...] = ("person", "place", "organization", "pet", "thing")
+
+
+@dataclass(frozen=True)
+class EntityRef:
+    """An entity a claim names. ``relation`` is its relation to the claim's subject when the
+    claim says it ("sister", "employer", "home")."""
+
+    name: str
+    type: str  # one of ENTITY_TYPES
+    relation: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement extracted from episodes, before it is reconciled with what is known.
+
+    ``text`` stands alone: third person, the subject named, no pronouns, absolute dates
+    ("Maya moved to Porto on 28 May 2024"). ``valid_from`` is when it became true in the world
+    (resolved from "yesterday", "since 2019"; else the time of its first source), epoch seconds.
+    ``ends`` marks a statement that a value stopped being true ("no longer lives in Lisbon",
+    "quit smoking"): it closes the value rather than asserting it. ``single`` says whether the
+    attribute holds one value at a time (see SINGLE_VALUED).
+    """
+
+    subject: str
+    attribute: str
+    value: str
+    text: str
+    kind: str
+    source_ids: tuple[str, ...]
+    valid_from: float
+    valid_to: float | None = None
+    ends: bool = False
+    single: bool = False
+    entities: tuple[EntityRef, ...] = ()
+    confidence: float = 1.0

@@ -181,7 +181,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA secure_delete = ON")  # deleted text must not linger in free pages
@@ -916,6 +916,21 @@ def _rollback(conn: sqlite3.Connection) -> None:
     # nothing left to roll back, and saying so must not hide the error that caused it.
     with contextlib.suppress(sqlite3.Error):
         conn.execute("ROLLBACK")
+
+
+def _wal(conn: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch to write-ahead logging. Two processes creating one store at once can find the
+    switch refused as 'database is locked' without SQLite's busy handler ever waiting, so wait
+    here (as long as the busy timeout would)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _scope_id(conn: sqlite3.Connection, scope: Scope) -> int | None:

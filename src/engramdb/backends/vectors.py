@@ -14,8 +14,6 @@ import numpy as np
 from ..records import Scored, Vector
 from .positions import Places, Positions, Window
 
-_NONE = np.zeros(0, dtype=np.int64)
-
 
 class VectorSet(Positions):
     """Records' unit vectors by position, with amortised O(1) append and tombstone delete."""
@@ -50,13 +48,14 @@ class VectorSet(Positions):
         """One scan of the matrix, ranked separately within each window."""
         with self.lock:
             n = self._n
-            if n == 0 or limit <= 0:
+            if n == 0 or limit <= 0 or not windows:
                 return [[] for _ in windows]
             keeps = [self.mask(n, w) for w in windows]
-            wanted = np.flatnonzero(np.logical_or.reduce(keeps)) if keeps else _NONE
+            union = keeps[0] if len(keeps) == 1 else np.logical_or.reduce(keeps)
             # The expensive part, done once. A float64 query would upcast the matrix (10x slower).
             vector = np.asarray(query, dtype=np.float32)
-            if wanted.size * 8 < n:  # a narrow filter (a session, say): score only what it keeps
+            if np.count_nonzero(union) * 8 < n:  # a narrow filter (a session): score what it keeps
+                wanted = np.flatnonzero(union)
                 scores = np.zeros(n, dtype=np.float32)
                 scores[wanted] = self._mat[wanted] @ vector
             else:
