@@ -71,6 +71,36 @@ class Row:
     dedupe_key: str | None = None
     tz_offset: int | None = None
     source_ids: builtins.list[str] = field(default_factory=list)
+    #: What a fact states and when it holds (kind "fact" only).
+    fact: FactInfo | None = None
+
+
+@dataclass
+class FactInfo:
+    """The statement of a fact record and its two timelines.
+
+    World time: ``valid_from``/``valid_to`` (``valid_to`` None: still true). System time:
+    ``expired_at`` is when engramdb learned that it stopped being true, ``superseded_by`` the
+    fact that ended it. ``stated_to`` is an end the statement itself gave ("I used to live in
+    Lisbon"), kept apart so that reconciliation can recompute ``valid_to`` from the timeline.
+    """
+
+    subject: str
+    attribute: str
+    value: str
+    claim_kind: str
+    single: bool
+    ends: bool
+    valid_from: float
+    valid_to: float | None = None
+    expired_at: float | None = None
+    superseded_by: str | None = None
+    stated_to: float | None = None
+    confidence: float = 1.0
+
+    def holds_at(self, moment: float) -> bool:
+        """Whether the fact was true in the world at ``moment``."""
+        return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
 
 
 @dataclass(frozen=True)
@@ -86,10 +116,18 @@ class Filter:
     session_id: str | None = None
     kinds: tuple[str, ...] | None = None
     metadata: tuple[tuple[str, Any], ...] = ()
+    #: Facts only: those still true (valid_to unset), or those true at an instant.
+    current_facts: bool = False
+    facts_valid_at: float | None = None
 
     def needs_rows(self) -> bool:
         """Whether the filter looks at stored fields that the in-memory indexes do not keep."""
-        return self.session_id is not None or bool(self.metadata)
+        return (
+            self.session_id is not None
+            or bool(self.metadata)
+            or self.current_facts
+            or self.facts_valid_at is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -106,10 +144,10 @@ class Job:
 
 def listing_fingerprint(scope: Scope, flt: Filter) -> str:
     """What a cursor is valid for: the scope and the filter of the listing that made it."""
-    payload = json.dumps(
-        [scope.tenant, scope.user_id, scope.agent_id, flt.session_id, flt.kinds],
-        ensure_ascii=False,
-    )
+    parts: list[Any] = [scope.tenant, scope.user_id, scope.agent_id, flt.session_id, flt.kinds]
+    if flt.current_facts or flt.facts_valid_at is not None:  # (earlier cursors stay valid)
+        parts += [flt.current_facts, flt.facts_valid_at]
+    payload = json.dumps(parts, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
@@ -214,3 +252,15 @@ class Claim:
     single: bool = False
     entities: tuple[EntityRef, ...] = ()
     confidence: float = 1.0
+
+
+@dataclass(frozen=True)
+class EntityLink:
+    """An entity to record as mentioned (created under ``new_id`` if its name is new to the
+    scope), with its relation to ``relation_of`` when one was stated."""
+
+    new_id: str
+    name: str
+    type: str
+    relation: str | None = None
+    relation_of: str | None = None

@@ -72,3 +72,13 @@ def tokens(text: str) -> list[str]:
         if found not in _STOP_STEMS:
             out.append(found)
     return out
+
+
+_LEADING = re.compile(r"^(?:the|a|an|my|our|his|her|their)\s+")
+
+
+def norm_name(text: str) -> str:
+    """A name or value as compared: case, accents, punctuation and a leading article or
+    possessive ignored ("the Porto office" ~ "porto office", "Inês" ~ "ines")."""
+    folded = " ".join(_WORD.findall(_fold(text)))
+    return _LEADING.sub("", folded).strip()

@@ -85,6 +85,15 @@ class MemoryRecord:
     metadata: dict[str, Any]
     time_mentions: list[TimeMention] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
+    #: Facts only: when it holds in the world (``valid_to`` None: still true), when engramdb
+    #: learned it stopped (``expired_at``), the fact that replaced it, and what it states.
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    expired_at: datetime | None = None
+    superseded_by: str | None = None
+    subject: str | None = None
+    attribute: str | None = None
+    value: str | None = None
 
     @property
     def user_id(self) -> str | None:
@@ -112,6 +121,20 @@ class Hit:
     time_mentions: list[TimeMention] = field(default_factory=list)
     #: Why it was found: rank in each candidate list (``{"lexical": 3, "dense": 1}``).
     explain: dict[str, Any] = field(default_factory=dict)
+    #: Facts only: when it holds in the world (``valid_to`` None: still true), when engramdb
+    #: learned it stopped (``expired_at``), the fact that replaced it, and what it states.
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    expired_at: datetime | None = None
+    superseded_by: str | None = None
+    subject: str | None = None
+    attribute: str | None = None
+    value: str | None = None
+
+    @property
+    def current(self) -> bool:
+        """Whether this is still true: any episode, or a fact whose validity has not ended."""
+        return self.valid_to is None
 
 
 @dataclass(frozen=True)
@@ -120,7 +143,7 @@ class HistoryEntry:
 
     id: int
     memory_id: str
-    event: str  # create, update, delete
+    event: str  # create, update, delete; facts: confirm, supersede, restore
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     actor: str
@@ -133,3 +156,49 @@ class Page:
 
     items: list[MemoryRecord]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A named person, place, organization, pet or thing the memories of a scope mention.
+
+    ``relation`` is what it is to ``relation_of`` when a message said so ("sister" of "Maya").
+    """
+
+    id: str
+    name: str
+    type: str
+    aliases: list[str]
+    relation: str | None
+    relation_of: str | None
+    mentions: int
+    memory_ids: list[str]
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    """One current attribute of a profile, with the fact it comes from."""
+
+    attribute: str
+    value: str
+    text: str
+    since: datetime
+    fact_id: str
+    sources: list[str]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Core memory: who the user (or agent) is now, from current facts, bounded in characters.
+
+    ``text`` is what ``context()`` puts first; ``entries`` are the facts behind it.
+    """
+
+    user_id: str | None
+    agent_id: str | None
+    entries: list[ProfileEntry]
+    text: str
+    truncated: bool = False
+
+    def __str__(self) -> str:
+        return self.text

@@ -279,6 +279,55 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     ),
     (3, "tenant ids, event identity, key fields, jobs", _v3_identity_and_jobs),
     (4, "lexical terms per record", _v4_lexical_terms),
+    (
+        5,
+        "facts, entities, mentions",
+        """
+        CREATE TABLE facts (
+            memory_rid INTEGER PRIMARY KEY REFERENCES memories(rid) ON DELETE CASCADE,
+            scope_id INTEGER NOT NULL REFERENCES scopes(id),
+            subject TEXT NOT NULL,
+            subject_norm TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            value TEXT NOT NULL,
+            value_norm TEXT NOT NULL,
+            claim_kind TEXT NOT NULL,
+            single INTEGER NOT NULL,
+            ends INTEGER NOT NULL,
+            valid_from REAL NOT NULL,
+            valid_to REAL,
+            expired_at REAL,
+            superseded_by TEXT,
+            stated_to REAL,
+            confidence REAL NOT NULL
+        );
+        CREATE INDEX facts_subject ON facts (scope_id, subject_norm, attribute, value_norm);
+        CREATE INDEX facts_current ON facts (scope_id, valid_to);
+        CREATE TABLE entities (
+            rid INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            scope_id INTEGER NOT NULL REFERENCES scopes(id),
+            name TEXT NOT NULL,
+            norm TEXT NOT NULL,
+            type TEXT NOT NULL,
+            aliases TEXT NOT NULL DEFAULT '[]',
+            relation TEXT,
+            relation_of TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (tenant, id),
+            UNIQUE (scope_id, norm)
+        );
+        CREATE TABLE mentions (
+            entity_rid INTEGER NOT NULL REFERENCES entities(rid) ON DELETE CASCADE,
+            memory_rid INTEGER NOT NULL REFERENCES memories(rid) ON DELETE CASCADE,
+            PRIMARY KEY (entity_rid, memory_rid)
+        );
+        CREATE INDEX mentions_memory ON mentions (memory_rid);
+        CREATE INDEX sources_source ON sources (source_rid)
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]
