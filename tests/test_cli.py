@@ -40,8 +40,9 @@ def test_add_search_show_history_delete(engram) -> None:  # type: ignore[no-unty
         "I signed up for the half marathon yesterday",
     ).output.strip()
     found = json.loads(engram("search", "--user", "ana", "--json", "half marathon").output)
-    assert found[0]["id"] == ident
-    assert found[0]["occurred_at"].startswith("2024-03-02")
+    turn = next(h for h in found if h["kind"] == "message")
+    assert turn["id"] == ident
+    assert turn["occurred_at"].startswith("2024-03-02")
     shown = json.loads(engram("show", ident).output)
     assert shown["text"] == "I signed up for the half marathon yesterday"
     assert "1 March 2024" in engram("context", "--user", "ana", "marathon").output

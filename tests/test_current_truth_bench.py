@@ -152,14 +152,13 @@ def test_scores_a_hand_made_history(tmp_path: Path) -> None:
         now, then = (bench.score(mem, history, q) for q in history.questions)
         hits = [h.text for h in mem.search("Where does Maya live now?", user_id="maya")]
     named = [t for t in hits if "Porto" in t or "Lisbon" in t]
-    assert now["first_mention"] == (named[0] == "I moved to Porto.")
-    assert now["in_top3"] == ("I moved to Porto." in hits[:3])
-    # The context holds both turns in time order: Lisbon comes first.
-    assert now["context_present"] and not now["context_first"]
-    # As of February only the Lisbon turn exists.
+    assert now["first_mention"] == ("Porto" in named[0] and "Lisbon" not in named[0])
+    assert now["in_top3"] == any("Porto" in t for t in hits[:3])
+    assert now["context_present"]
+    # As of February only the Lisbon turn (and its fact) exists.
     assert then["first_mention"] and then["in_top3"] and then["context_first"]
-    assert then["top_hit"] == "I live in Lisbon." or then["top_hit"] == "Lovely."
-    assert then["profile_states"] is None and not then["decider_names_both"]
+    assert "Lisbon" in then["top_hit"] or then["top_hit"] == "Lovely."
+    assert not then["decider_names_both"]
     summary = bench.summary([now, then])
     assert summary["current"]["n"] == 1 and summary["past"]["first_mention"] == 1.0
     assert set(summary["per_attribute"]) == {"city"}

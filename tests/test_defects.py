@@ -133,8 +133,10 @@ def test_a_crash_between_episode_and_vector_leaves_a_resumable_job(tmp_path: Pat
     with Memory(tmp_path / "m.db", embedder=TestEmbedder(64)) as mem:
         (record,) = mem.list(user_id="u").items
         assert record.text == "I moved to Porto"
-        assert mem.stats()["jobs_pending"] == 1
-        assert mem.process().done == 1
+        assert mem.stats()["jobs_pending"] == 2  # its vector and its facts
+        report = mem.process()
+        assert (report.done, report.extracted, report.facts_added) == (1, 1, 1)
+        assert mem.stats()["jobs_pending"] == 0
 
 
 # -- delete and update are one transaction -------------------------------------------------------

@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"backends", "embedders", "llms"},
     {"pipeline", "retrieval"},
     {"results"},
+    {"profile"},
     {"memory", "portable", "importers"},
     {"cli", "demo", "evals", "serialize", "__init__", "__main__"},
 ]

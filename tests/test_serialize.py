@@ -11,7 +11,18 @@ import pytest
 
 from engramdb import Memory
 from engramdb.serialize import dumps, printable, to_dict
-from engramdb.types import HistoryEntry, Hit, MemoryRecord, Page, Scope, Source, TimeMention
+from engramdb.types import (
+    Entity,
+    HistoryEntry,
+    Hit,
+    MemoryRecord,
+    Page,
+    Profile,
+    ProfileEntry,
+    Scope,
+    Source,
+    TimeMention,
+)
 
 CEST = timezone(timedelta(hours=2))
 AT = datetime(2024, 3, 2, 10, 0, tzinfo=CEST)
@@ -85,6 +96,13 @@ SHAPES: list[tuple[Any, list[str]]] = [
             "metadata",
             "time_mentions",
             "sources",
+            "valid_from",
+            "valid_to",
+            "expired_at",
+            "superseded_by",
+            "subject",
+            "attribute",
+            "value",
         ],
     ),
     (
@@ -102,6 +120,13 @@ SHAPES: list[tuple[Any, list[str]]] = [
             "time_mentions",
             "sources",
             "explain",
+            "valid_from",
+            "valid_to",
+            "expired_at",
+            "superseded_by",
+            "subject",
+            "attribute",
+            "value",
         ],
     ),
     (ENTRY, ["id", "memory_id", "event", "actor", "at", "before", "after"]),
@@ -109,6 +134,18 @@ SHAPES: list[tuple[Any, list[str]]] = [
     (SOURCE, SOURCE_KEYS),
     (MENTION, MENTION_KEYS),
     (Scope("acme-tenant", "ana", "bot"), ["user_id", "agent_id"]),
+    (
+        Entity("e1", "Inês", "person", ["Ines"], "sister", "Maya", 2, ["m1", "f1"]),
+        ["id", "name", "type", "aliases", "relation", "relation_of", "mentions", "memory_ids"],
+    ),
+    (
+        ProfileEntry("lives_in", "Porto", "Maya lives in Porto", AT, "f1", ["m1"]),
+        ["attribute", "value", "text", "since", "fact_id", "sources"],
+    ),
+    (
+        Profile("maya", None, [], "Profile of Maya (current):", False),
+        ["user_id", "agent_id", "entries", "text", "truncated"],
+    ),
 ]
 
 

@@ -57,6 +57,19 @@ def _synchronous(value: Any) -> str:
     return mode
 
 
+def _consolidate(value: Any) -> str:
+    mode = value.strip().lower() if isinstance(value, str) else None
+    if mode not in ("inline", "deferred", "off"):
+        raise ValueError("expected 'inline', 'deferred' or 'off'")
+    return mode
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+        return None
+    return _text(value)
+
+
 def _folder(value: Any) -> str:
     return _text(os.fspath(value) if isinstance(value, os.PathLike) else value)
 
@@ -138,6 +151,28 @@ SETTINGS: tuple[Setting, ...] = (
         check=_synchronous,
     ),
     Setting("context_tokens", 2000, "Default token budget of context().", int, _count),
+    Setting(
+        "consolidate",
+        "inline",
+        "Fact extraction and reconciliation after add(): 'inline' (before add() returns), "
+        "'deferred' (queued; Memory.process() or `engram process` runs it) or 'off'.",
+        check=_consolidate,
+    ),
+    Setting(
+        "llm",
+        None,
+        "Language model for fact extraction: 'openai:<model>', 'ollama:<model>', "
+        "'test', or none (the offline rules; the default).",
+        check=_optional_text,
+    ),
+    Setting(
+        "profile_chars",
+        1200,
+        "Most characters of a profile (core memory); entries late in its order (tastes after "
+        "identity, home and work) are left out first.",
+        int,
+        _count,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

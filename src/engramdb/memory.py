@@ -11,6 +11,7 @@ import builtins
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +25,7 @@ from .embedders import Embedder, resolve_embedder
 from .errors import (
     EmbedderError,
     EmbedderMismatch,
+    EngramError,
     IdConflict,
     InvalidFilter,
     InvalidInput,
@@ -31,14 +33,17 @@ from .errors import (
     MissingScope,
     shorten,
 )
+from .llms import LLM, resolve_llm
 from .pipeline import messages as msgs
+from .pipeline.consolidate import Consolidator, extractor_for, subject_namer
 from .pipeline.ingest import Ingest, ProcessReport
 from .pipeline.keys import own_key
+from .profile import build as build_profile
 from .records import Filter, Keys, Row
 from .retrieval.pack import pack
 from .retrieval.retriever import Ranking, Retriever, default_gate
 from .temporal import find_time_mentions
-from .types import KINDS, HistoryEntry, Hit, MemoryRecord, Page, Scope
+from .types import KINDS, Entity, HistoryEntry, Hit, MemoryRecord, Page, Profile, Scope
 from .validate import (
     callback_arg,
     choice_arg,
@@ -67,6 +72,9 @@ class Memory:
             or ``None`` for ``engram.db`` in ``ENGRAM_HOME`` or the user data directory.
         embedder: ``"local"`` (default, bundled, offline), ``"openai:<model>"``, ``"test"`` or an
             :class:`~engramdb.embedders.Embedder` instance.
+        llm: the language model that extracts facts: ``"openai:<model>"``,
+            ``"ollama:<model>"``, ``"test"`` or an :class:`~engramdb.llms.LLM` instance; None
+            (default) extracts them with the offline rules.
         reembed: when the store holds vectors of another embedder, re-embed every memory
             instead of refusing to open.
         store: a :class:`~engramdb.backends.Store` instance to use instead of ``path``.
@@ -85,6 +93,7 @@ class Memory:
         path: str | Path | None = None,
         *,
         embedder: str | Embedder | None = None,
+        llm: str | LLM | None = None,
         reembed: bool = False,
         store: Store | None = None,
         search_gate: AbstractContextManager[Any] | None = None,
@@ -92,6 +101,8 @@ class Memory:
     ) -> None:
         if isinstance(embedder, str):
             settings["embedder"] = embedder
+        if isinstance(llm, str):
+            settings["llm"] = llm
         flag_arg(reembed, "Memory() reembed")
         if search_gate is not None and not isinstance(search_gate, AbstractContextManager):
             raise InvalidInput(
@@ -113,6 +124,15 @@ class Memory:
         )
         self.path = getattr(self._store, "path", self._store.url)
         self._ingest = Ingest(self._store, self.embedder)
+        try:
+            self.llm = resolve_llm(llm if llm is not None and not isinstance(llm, str)
+                                   else self.settings["llm"])  # fmt: skip
+        except BaseException:
+            self._store.close()
+            raise
+        self._consolidator = Consolidator(
+            self._store, self._ingest, extractor_for(self.llm), _ACTOR
+        )
         self._retriever = Retriever(
             self._store,
             Ranking(
@@ -206,7 +226,26 @@ class Memory:
             max_chars=self.settings["max_content_chars"],
             now=datetime.now(UTC),
         )
-        return [ident for ident, _ in self._ingest.add(rows, _ACTOR)]
+        mode = self.settings["consolidate"]
+        stored = self._ingest.add(rows, _ACTOR, extract=mode != "off")
+        if mode == "inline":
+            self._consolidate([ident for ident, created in stored if created])
+        return [ident for ident, _ in stored]
+
+    def _consolidate(self, ids: Sequence[str]) -> None:
+        """Inline fact extraction after a write. The messages are stored already: a failure
+        here leaves their extract jobs pending for process(), and the write stands."""
+        if not ids:
+            return
+        try:
+            self._consolidator.run(self.tenant, ids)
+        except EngramError as exc:
+            log.warning(
+                "engramdb: fact extraction failed (%s: %s); the messages are stored and "
+                "Memory.process() retries it",
+                type(exc).__name__,
+                exc,
+            )
 
     def update(
         self, memory_id: str, text: str | None = None, metadata: Mapping[str, Any] | None = None
@@ -215,7 +254,8 @@ class Memory:
 
         ``metadata`` is merged into the existing metadata; a key set to None is removed. The
         turn after a corrected message is re-keyed in the same transaction (its key quoted the
-        old text).
+        old text), and the facts extracted from the old text alone are replaced by those of the
+        new one.
 
         Raises:
             MemoryNotFound: no memory has this id.
@@ -244,13 +284,18 @@ class Memory:
             row.updated_at = datetime.now(UTC).timestamp()
             return new_text is not None
 
-        self._ingest.update(self.tenant, ident, change, _ACTOR)
+        mode = self.settings["consolidate"]
+        self._ingest.update(self.tenant, ident, change, _ACTOR, rederive=mode != "off")
+        if mode == "inline" and new_text is not None:
+            self._consolidate([ident])
         return self.get(ident)
 
     def delete(self, memory_id: str) -> None:
         """Delete a memory for good: its text, keys, vector, jobs and history content.
 
-        The turn after it, whose key quoted it, is re-keyed in the same transaction.
+        The turn after it, whose key quoted it, is re-keyed in the same transaction, and the
+        facts that rested on it alone are deleted with it (a fact they had superseded is
+        current again); entities no remaining memory mentions go too.
 
         Raises:
             MemoryNotFound: no memory has this id.
@@ -261,12 +306,23 @@ class Memory:
         """Delete every memory of a scope for good; returns how many were deleted."""
         return self._ingest.delete_scope(self._scope("delete_all", user_id, agent_id), _ACTOR)
 
-    def process(self, limit: int = 10_000) -> ProcessReport:
-        """Finish pending derived work (embedding) of this tenant, e.g. after the embedder was
-        down during an ``add``; returns what was done and what failed again."""
-        return self._ingest.process(
-            self.tenant, int_arg(limit, "process() limit", maximum=MAX_JOBS)
-        )
+    def process(
+        self, limit: int = 10_000, *, progress: Callable[[int, int], None] | None = None
+    ) -> ProcessReport:
+        """Finish pending derived work of this tenant: embedding (e.g. after the embedder was
+        down during an ``add``), then fact extraction and reconciliation (deferred, or after the
+        LLM failed); returns what was done and what failed again. ``progress(done, total)`` is
+        called as extraction advances."""
+        limit = int_arg(limit, "process() limit", maximum=MAX_JOBS)
+        callback_arg(progress, "process() progress")
+        report = self._ingest.process(self.tenant, limit)
+        facts = self._consolidator.process(self.tenant, limit, progress)
+        report.extracted += facts.messages
+        report.facts_added += facts.added
+        report.failed += facts.failed
+        report.errors += facts.errors
+        # Facts added meanwhile were embedded with them; any whose embedding failed is pending.
+        return report
 
     # -- read ----------------------------------------------------------------------------------
 
@@ -344,8 +400,14 @@ class Memory:
         limit: int = 10,
         as_of: datetime | str | None = None,
         filters: Mapping[str, Any] | None = None,
+        include_expired: bool = True,
     ) -> builtins.list[Hit]:
         """The memories of a scope that best answer ``query``, best first.
+
+        Facts distilled from the conversation are ranked with the turns. A fact that holds at
+        the moment asked about (now, or ``as_of``) is preferred; one that had ended by then is
+        still found, ranked lower, with its ``valid_to`` set (``include_expired=False`` leaves
+        those out). With ``as_of``, facts that only became true later are left out.
 
         Lexical (BM25) and dense candidates are fused by reciprocal rank. ``as_of`` answers as
         if it were then: nothing later is returned, and time words in the query ("last week",
@@ -360,6 +422,8 @@ class Memory:
         limit = int_arg(limit, "search() limit", maximum=MAX_LIMIT)
         moment = _moment(as_of)
         flt = _filter(filters, name_arg(session_id, "search() session_id"), moment)
+        if not flag_arg(include_expired, "search() include_expired"):
+            flt = replace(flt, facts_valid_at=moment.timestamp())
         # Embedding first and outside the search gate: a remote embedder waits on the network,
         # and the local one has its own lock.
         vector, degraded = self._query_vector(text)
@@ -404,8 +468,11 @@ class Memory:
     ) -> str:
         """What an LLM needs to answer ``query``: the best memories within ``max_tokens``.
 
-        Memories are chosen by relevance and shown in time order, grouped by session, each with
-        the date and time it was said on the speaker's clock and any dates it mentions resolved.
+        The profile comes first (who the user is now), then the facts that answer the query
+        (current ones, then past ones with when they stopped being true), then the turns, in
+        time order, grouped by session, each with the date and time it was said on the
+        speaker's clock and any dates it mentions resolved. With ``as_of`` the profile (which
+        is about now) is left out.
         """
         budget = max_tokens if max_tokens is not None else self.settings["context_tokens"]
         budget = int_arg(budget, "context() max_tokens")
@@ -415,7 +482,70 @@ class Memory:
         if as_of is not None:
             msgs.timestamp_arg(as_of, "context() as_of")
         hits = self.search(query, user_id=user_id, agent_id=agent_id, limit=100, as_of=as_of)
-        return pack(hits, budget)
+        core = "" if as_of is not None else self.profile(user_id=user_id, agent_id=agent_id).text
+        return pack(hits, budget, core)
+
+    # -- semantic memory -------------------------------------------------------------------------
+
+    def facts(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        include_expired: bool = False,
+        as_of: datetime | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page of the facts distilled from a scope's conversations, oldest recorded first.
+
+        By default only the facts still true; ``include_expired=True`` adds superseded ones
+        (each with ``valid_to``, ``expired_at`` and ``superseded_by``); ``as_of`` gives those
+        true at that time instead. Each fact cites its source messages.
+
+        Raises:
+            InvalidCursor: the cursor is not the ``next_cursor`` of this listing.
+        """
+        scope = self._scope("facts", user_id, agent_id)
+        expired = flag_arg(include_expired, "facts() include_expired")
+        at = None if as_of is None else msgs.timestamp_arg(as_of, "facts() as_of")
+        flt = Filter(kinds=("fact",), current_facts=not expired and at is None, facts_valid_at=at)
+        limit = int_arg(limit, "facts() limit", maximum=MAX_LIMIT)
+        rows, next_cursor = self._store.list(scope, flt, limit, cursor)
+        sources = self._sources(rows)
+        return Page(items=[res.record(r, sources[r.id]) for r in rows], next_cursor=next_cursor)
+
+    def profile(self, *, user_id: str | None = None, agent_id: str | None = None) -> Profile:
+        """Core memory: the user's current stable attributes, relationships and preferences,
+        each from a current fact with its sources, within the ``profile_chars`` setting.
+
+        Kept current by reconciliation: when a fact is superseded, the profile shows the new
+        value at once.
+        """
+        scope = self._scope("profile", user_id, agent_id)
+        rows: builtins.list[Row] = []
+        cursor = None
+        flt = Filter(kinds=("fact",), current_facts=True)
+        while True:
+            page, cursor = self._store.list(scope, flt, MAX_LIMIT, cursor)
+            rows += page
+            if cursor is None:
+                break
+        wanted = [s for r in rows for s in r.source_ids]
+        sources = {r.id: r for r in self._store.get(self.tenant, wanted)} if wanted else {}
+        namer = subject_namer(scope)
+        speakers = {i: namer(r) for i, r in sources.items()}
+        return build_profile(scope, rows, sources, speakers, self.settings["profile_chars"])
+
+    def entities(
+        self, *, user_id: str | None = None, agent_id: str | None = None, name: str | None = None
+    ) -> builtins.list[Entity]:
+        """The people, places, organizations, pets and things a scope's memories mention (those
+        called ``name``, by name or alias, when given), most mentioned first, each with its
+        relation to the user when one was stated ("sister" of "Maya")."""
+        scope = self._scope("entities", user_id, agent_id)
+        wanted = None if name is None else text_arg(name, "entities() name")
+        return self._store.entities(scope, wanted)
 
     # -- portability -----------------------------------------------------------------------------
 

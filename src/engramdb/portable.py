@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from .errors import ImportFormatError, InvalidInput, shorten
 from .importers import json_lines
-from .records import Keys, Row
+from .records import FactInfo, Keys, Row
 from .types import KINDS, ROLES, Scope
 from .validate import FIRST_INSTANT, LAST_INSTANT, epoch, metadata_arg, name_arg, text_arg
 
@@ -59,7 +59,59 @@ def row_to_dict(row: Row) -> dict[str, Any]:
         "time_mentions": row.time_mentions,
         "dedupe_key": row.dedupe_key,
         "sources": row.source_ids,
+        **({} if row.fact is None else {"fact": _fact_dict(row.fact)}),
     }
+
+
+def _fact_dict(fact: FactInfo) -> dict[str, Any]:
+    return {
+        "subject": fact.subject,
+        "attribute": fact.attribute,
+        "value": fact.value,
+        "claim_kind": fact.claim_kind,
+        "single": fact.single,
+        "ends": fact.ends,
+        "valid_from": _iso(fact.valid_from),
+        "valid_to": None if fact.valid_to is None else _iso(fact.valid_to),
+        "expired_at": None if fact.expired_at is None else _iso(fact.expired_at),
+        "superseded_by": fact.superseded_by,
+        "stated_to": None if fact.stated_to is None else _iso(fact.stated_to),
+        "confidence": fact.confidence,
+    }
+
+
+def _fact_from(value: object, kind: str) -> FactInfo | None:
+    if value is None:
+        if kind == "fact":
+            raise ValueError("a fact record needs its 'fact' fields")
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError("fact must be an object")
+    texts = {k: value[k] for k in ("subject", "attribute", "value", "claim_kind")}
+    if not all(isinstance(v, str) for v in texts.values()):
+        raise ValueError("fact subject, attribute, value and claim_kind must be strings")
+    flags = {k: value[k] for k in ("single", "ends")}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise ValueError("fact single and ends must be true or false")
+    confidence = value.get("confidence", 1.0)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        raise ValueError("fact confidence must be a number")
+    superseded = value.get("superseded_by")
+    if superseded is not None and not isinstance(superseded, str):
+        raise ValueError("fact superseded_by must be an id")
+
+    def when(name: str) -> float | None:
+        raw = value.get(name)
+        return None if raw is None else _ts(raw, f"fact {name}")
+
+    start = when("valid_from")
+    if start is None:
+        raise ValueError("fact valid_from is missing")
+    return FactInfo(
+        **texts, **flags, valid_from=start, valid_to=when("valid_to"),
+        expired_at=when("expired_at"), superseded_by=superseded, stated_to=when("stated_to"),
+        confidence=float(confidence),
+    )  # fmt: skip
 
 
 def write_export(out: IO[str], rows: Iterable[Row], embedder: str) -> int:
@@ -151,6 +203,7 @@ def _row(record: Mapping[str, Any], tenant: str) -> Row:
         keys=_keys(record),
         dedupe_key=dedupe,
         source_ids=list(sources),
+        fact=_fact_from(record.get("fact"), kind),
     )
 
 

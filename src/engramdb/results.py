@@ -67,7 +67,24 @@ def record(row: Row, sources: list[Source]) -> MemoryRecord:
         metadata=row.metadata,
         time_mentions=[mention(m) for m in row.time_mentions],
         sources=sources,
+        **fact_fields(row),
     )
+
+
+def fact_fields(row: Row) -> dict[str, Any]:
+    """The validity and statement of a fact (nothing for other records)."""
+    fact = row.fact
+    if fact is None:
+        return {}
+    return {
+        "valid_from": speaker_clock(fact.valid_from, row.tz_offset),
+        "valid_to": None if fact.valid_to is None else speaker_clock(fact.valid_to, row.tz_offset),
+        "expired_at": None if fact.expired_at is None else _utc(fact.expired_at),
+        "superseded_by": fact.superseded_by,
+        "subject": fact.subject,
+        "attribute": fact.attribute,
+        "value": fact.value,
+    }
 
 
 def hit(row: Row, score: float, ranks: dict[str, Any], sources: list[Source]) -> Hit:
@@ -85,4 +102,5 @@ def hit(row: Row, score: float, ranks: dict[str, Any], sources: list[Source]) ->
         name=row.name,
         time_mentions=rec.time_mentions,
         explain=ranks,
+        **fact_fields(row),
     )

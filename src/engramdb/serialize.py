@@ -14,11 +14,33 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeAlias, overload
 
-from .types import HistoryEntry, Hit, MemoryRecord, Page, Scope, Source, TimeMention
+from .types import (
+    Entity,
+    HistoryEntry,
+    Hit,
+    MemoryRecord,
+    Page,
+    Profile,
+    ProfileEntry,
+    Scope,
+    Source,
+    TimeMention,
+)
 
 JSON: TypeAlias = "dict[str, JSON] | list[JSON] | str | int | float | bool | None"
 #: The result types :func:`to_dict` knows.
-Result: TypeAlias = Hit | MemoryRecord | Page | HistoryEntry | Source | TimeMention | Scope
+Result: TypeAlias = (
+    Hit
+    | MemoryRecord
+    | Page
+    | HistoryEntry
+    | Source
+    | TimeMention
+    | Scope
+    | Entity
+    | Profile
+    | ProfileEntry
+)
 
 #: json.dumps(ensure_ascii=False) escapes C0 controls but leaves DEL and C1 controls (U+0080 to
 #: U+009F: a terminal may read U+009B as CSI) and lone surrogates (unencodable) raw.
@@ -93,6 +115,24 @@ def _value(obj: object) -> JSON:
             return _mention(obj)
         case Scope():
             return {"user_id": obj.user_id, "agent_id": obj.agent_id}
+        case Entity():
+            return {
+                "id": obj.id, "name": obj.name, "type": obj.type, "aliases": list(obj.aliases),
+                "relation": obj.relation, "relation_of": obj.relation_of,
+                "mentions": obj.mentions, "memory_ids": list(obj.memory_ids),
+            }  # fmt: skip
+        case Profile():
+            return {
+                "user_id": obj.user_id, "agent_id": obj.agent_id,
+                "entries": [_value(e) for e in obj.entries], "text": obj.text,
+                "truncated": obj.truncated,
+            }  # fmt: skip
+        case ProfileEntry():
+            return {
+                "attribute": obj.attribute, "value": obj.value, "text": obj.text,
+                "since": obj.since.isoformat(), "fact_id": obj.fact_id,
+                "sources": list(obj.sources),
+            }  # fmt: skip
     raise TypeError(f"{type(obj).__name__} has no JSON form")
 
 
@@ -116,6 +156,7 @@ def _hit(hit: Hit) -> dict[str, JSON]:
         "time_mentions": [_mention(m) for m in hit.time_mentions],
         "sources": [_source(s) for s in hit.sources],
         "explain": _value(hit.explain),
+        **_fact(hit),
     }
 
 
@@ -135,6 +176,20 @@ def _record(rec: MemoryRecord) -> dict[str, JSON]:
         "metadata": _value(rec.metadata),
         "time_mentions": [_mention(m) for m in rec.time_mentions],
         "sources": [_source(s) for s in rec.sources],
+        **_fact(rec),
+    }
+
+
+def _fact(item: Hit | MemoryRecord) -> dict[str, JSON]:
+    """A fact's statement and validity (None for other kinds)."""
+    return {
+        "valid_from": None if item.valid_from is None else item.valid_from.isoformat(),
+        "valid_to": None if item.valid_to is None else item.valid_to.isoformat(),
+        "expired_at": None if item.expired_at is None else item.expired_at.isoformat(),
+        "superseded_by": item.superseded_by,
+        "subject": item.subject,
+        "attribute": item.attribute,
+        "value": item.value,
     }
 
 

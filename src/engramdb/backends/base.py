@@ -15,15 +15,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from ..records import Filter, Job, Keys, Row, Scored, Vector
-from ..types import HistoryEntry, Scope
+from ..records import EntityLink, FactInfo, Filter, Job, Keys, Row, Scored, Vector
+from ..types import Entity, HistoryEntry, Scope
 
 
 class Transaction(Protocol):
     """One unit of work on a store. Reads inside it see its own writes."""
 
-    def insert(self, rows: Sequence[Row], actor: str) -> builtins.list[tuple[str, bool]]:
-        """Store new records with 'create' history and an 'embed' job each.
+    def insert(
+        self, rows: Sequence[Row], actor: str, *, extract: bool = False
+    ) -> builtins.list[tuple[str, bool]]:
+        """Store new records with 'create' history and an 'embed' job each (and an 'extract'
+        job for each new message when ``extract``). A row with ``fact`` set is stored as a fact,
+        its ``source_ids`` as its sources.
 
         A row whose ``dedupe_key`` or id is already stored in its scope is not written again:
         for each row, the id it is stored under and whether it was new.
@@ -61,8 +65,49 @@ class Transaction(Protocol):
         for records whose keys are still the ones embedded (a vector of keys that changed
         meanwhile is dropped: its record stays pending); how many were stored."""
 
-    def fail_jobs(self, tenant: str, ids: Sequence[str], error: str) -> None:
-        """Record a failed attempt of these records' embed jobs (they stay pending)."""
+    def fail_jobs(self, tenant: str, ids: Sequence[str], error: str, kind: str = "embed") -> None:
+        """Record a failed attempt of these records' jobs of a kind (they stay pending)."""
+
+    def requeue(self, tenant: str, ids: Sequence[str], kind: str) -> None:
+        """Queue these records' jobs of a kind again (a corrected message is re-extracted)."""
+
+    def finish_jobs(self, tenant: str, ids: Sequence[str], kind: str) -> None:
+        """Mark these records' jobs of a kind done."""
+
+    def facts_about(
+        self,
+        scope: Scope,
+        subject: str,
+        attributes: Sequence[str],
+        value: str | None,
+        limit: int,
+    ) -> builtins.list[Row]:
+        """The facts of a scope about a subject and attribute(s), and one value when given
+        (names compared normalized), current and past, newest first, at most ``limit``."""
+
+    def set_validity(
+        self, tenant: str, memory_id: str, info: FactInfo, event: str, actor: str
+    ) -> None:
+        """Write a fact's timeline (valid_from, valid_to, expired_at, superseded_by), with
+        ``event`` history ("supersede", "restore", ...).
+
+        Raises:
+            MemoryNotFound: no such fact.
+        """
+
+    def add_sources(
+        self, tenant: str, memory_id: str, source_ids: Sequence[str], actor: str
+    ) -> builtins.list[str]:
+        """Add episodes a record rests on ('confirm' history); the ones that were new."""
+
+    def link_entities(
+        self, scope: Scope, memory_ids: Sequence[str], refs: Sequence[EntityLink]
+    ) -> None:
+        """Record that these records mention these entities (created or merged by name)."""
+
+    def derived(self, tenant: str, ids: Sequence[str]) -> builtins.list[tuple[str, int]]:
+        """Records derived from any of these: (id, how many of its sources are not among
+        them). A delete of the sources purges those with none left."""
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a store-level setting."""
@@ -112,8 +157,13 @@ class Store(Protocol):
     def cached_vectors(self, embed_hashes: Sequence[str]) -> dict[str, Vector]:
         """Vectors already computed for these embedded-text hashes (an embedding cache)."""
 
-    def jobs(self, tenant: str | None, limit: int) -> builtins.list[Job]:
-        """Pending derived work, oldest first (every tenant's when ``tenant`` is None)."""
+    def jobs(self, tenant: str | None, limit: int, kind: str | None = None) -> builtins.list[Job]:
+        """Pending derived work, oldest first (every tenant's when ``tenant`` is None; every
+        kind's when ``kind`` is None: "embed", "extract")."""
+
+    def entities(self, scope: Scope, name: str | None = None) -> builtins.list[Entity]:
+        """A scope's entities (those with this name or alias, when given), most mentioned
+        first."""
 
     def stats(self, tenant: str) -> dict[str, Any]:
         """Counts and sizes."""

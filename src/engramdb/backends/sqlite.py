@@ -466,15 +466,18 @@ class SQLiteStore:
         return out
 
     @_guarded
-    def jobs(self, tenant: str | None, limit: int) -> builtins.list[Job]:
+    def jobs(self, tenant: str | None, limit: int, kind: str | None = None) -> builtins.list[Job]:
         sql = (
             "SELECT j.id, j.kind, m.id, j.tenant, j.attempts, j.last_error FROM jobs j "
-            "JOIN memories m ON m.rid = j.memory_rid"
+            "JOIN memories m ON m.rid = j.memory_rid WHERE true"
         )
         params: builtins.list[Any] = []
         if tenant is not None:
-            sql += " WHERE j.tenant = ?"
+            sql += " AND j.tenant = ?"
             params.append(tenant)
+        if kind is not None:
+            sql += " AND j.kind = ?"
+            params.append(kind)
         return [
             Job(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5])
             for r in self._reader().execute(sql + " ORDER BY j.id LIMIT ?", [*params, limit])
@@ -907,6 +910,15 @@ class SQLiteTransaction:
             "(SELECT rid FROM memories WHERE tenant = ? AND id = ?)",
             [(error[:2000], self.now, kind, tenant, i) for i in ids],
         )
+
+    @_guarded
+    def requeue(self, tenant: str, ids: Sequence[str], kind: str) -> None:
+        for memory_id in ids:
+            found = self._conn.execute(
+                "SELECT rid FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
+            ).fetchone()
+            if found is not None:
+                self._queue(tenant, int(found[0]), kind)
 
     @_guarded
     def finish_jobs(self, tenant: str, ids: Sequence[str], kind: str) -> None:

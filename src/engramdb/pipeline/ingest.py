@@ -11,6 +11,7 @@ computed from text that is gone.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from ..errors import MemoryNotFound, StoreError
 from ..records import Row, Vector
 from ..types import Scope
 from .keys import embed_hash, embed_text, with_previous
+from .reconcile import Decisions, relink
 
 log = logging.getLogger("engramdb")
 #: Records embedded per embedder call and per vector transaction.
@@ -35,6 +37,9 @@ class ProcessReport:
     done: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Messages whose facts were extracted, and facts added by that.
+    extracted: int = 0
+    facts_added: int = 0
 
 
 class Ingest:
@@ -47,17 +52,17 @@ class Ingest:
     # -- episodes ------------------------------------------------------------------------------
 
     def add(
-        self, rows: Sequence[Row], actor: str, *, inline: bool = True
+        self, rows: Sequence[Row], actor: str, *, inline: bool = True, extract: bool = False
     ) -> list[tuple[str, bool]]:
-        """Store episodes (one transaction) and embed the new ones; for each, the id it is
-        stored under and whether it was new."""
+        """Store episodes (one transaction, with an extract job each when ``extract``) and embed
+        the new ones; for each, the id it is stored under and whether it was new."""
         tenant = rows[0].scope.tenant
         with self.store.transaction() as tx:
             previous = tx.previous(rows[0].scope, rows[0].session_id, rows[0].occurred_at)
             for row in rows:  # the batch's own order: right for a conversation sent in order
                 row.keys = with_previous(row.keys.own, previous)
                 previous = row
-            stored = tx.insert(rows, actor)
+            stored = tx.insert(rows, actor, extract=extract)
             new = [row for row, (_, created) in zip(rows, stored, strict=True) if created]
             rekeyed = self._follow_time_order(tx, new)
         if inline and (new or rekeyed):
@@ -85,11 +90,18 @@ class Ingest:
         return [i for i in dict.fromkeys(rekeyed) if i not in {r.id for r in new}]
 
     def update(
-        self, tenant: str, memory_id: str, change: Callable[[Row], bool], actor: str
+        self,
+        tenant: str,
+        memory_id: str,
+        change: Callable[[Row], bool],
+        actor: str,
+        *,
+        rederive: bool = False,
     ) -> None:
         """Apply ``change`` to a record inside one transaction (it returns whether the text
         changed; keys are rebuilt from the row's own key), re-keying the next turn with it:
-        concurrent corrections never undo each other.
+        concurrent corrections never undo each other. The facts that rested on a corrected
+        message alone are purged, and (``rederive``) its extraction queued again.
 
         Raises:
             MemoryNotFound: no such record (or it was deleted meanwhile).
@@ -108,6 +120,10 @@ class Ingest:
             if text_changed:
                 tx.stale(tenant, [row.id])
                 stale.append(row.id)
+                if row.kind == "message":  # its facts said what it no longer says
+                    self._purge_with_derived(tx, tenant, [row.id], actor, keep=True)
+                    if rederive:
+                        tx.requeue(tenant, [row.id], "extract")
                 if after is not None:
                     tx.set_keys(tenant, after.id, with_previous(after.keys.own, row))
                     stale.append(after.id)
@@ -115,15 +131,33 @@ class Ingest:
             self.embed(tenant, stale)
 
     def delete(self, tenant: str, memory_id: str, actor: str) -> None:
-        """Purge a record, and re-key the turn after it, in one transaction."""
+        """Purge a record, the facts that rested on it alone, and re-key the turn after it, in
+        one transaction; the timelines those facts were on are recomputed (a fact they had
+        superseded is current again)."""
         with self.store.transaction() as tx:
             before, after = tx.neighbours(tenant, memory_id)
-            if tx.delete(tenant, [memory_id], actor) == 0:
+            if not tx.get(tenant, [memory_id]):
                 raise MemoryNotFound(memory_id)
+            self._purge_with_derived(tx, tenant, [memory_id], actor)
             if after is not None:
                 tx.set_keys(tenant, after.id, with_previous(after.keys.own, before))
         if after is not None:
             self.embed(tenant, [after.id])
+
+    @staticmethod
+    def _purge_with_derived(
+        tx: Transaction, tenant: str, ids: Sequence[str], actor: str, *, keep: bool = False
+    ) -> None:
+        """Delete records (unless ``keep``: a correction) with every fact derived from them
+        alone, and recompute the timelines of the facts that went."""
+        orphans = [d for d, others in tx.derived(tenant, ids) if others == 0]
+        doomed = orphans if keep else [*ids, *orphans]
+        facts = [r for r in tx.get(tenant, doomed) if r.fact is not None]
+        tx.delete(tenant, doomed, actor)
+        now = time.time()
+        for row in facts:
+            assert row.fact is not None
+            relink(tx, row.scope, row.fact, now, actor, Decisions())
 
     def delete_scope(self, scope: Scope, actor: str) -> int:
         with self.store.transaction() as tx:
@@ -223,7 +257,7 @@ class Ingest:
         the others from finishing."""
         report = ProcessReport()
         fresh: dict[str, list[str]] = {}
-        for job in self.store.jobs(tenant, limit):
+        for job in self.store.jobs(tenant, limit, "embed"):
             if job.attempts:
                 self._merge(report, self.embed(job.tenant, [job.memory_id]))
             else:

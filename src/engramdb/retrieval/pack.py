@@ -28,17 +28,70 @@ def render_line(hit: Hit) -> str:
     return f"- ({_when(hit.occurred_at)}) {text}"
 
 
+def _day(at: datetime) -> str:
+    return f"{at.day} {at:%B %Y}"
+
+
+def fact_line(text: str, valid_from: datetime | None, valid_to: datetime | None) -> str:
+    """A fact with its validity: "(since 28 May 2024)", or "(until ...; no longer true)"."""
+    known_start = valid_from is not None and valid_from.year > 1900  # 1900: start unknown
+    if valid_to is not None:
+        span = f"from {_day(valid_from)} " if known_start and valid_from is not None else ""
+        return f"{text} ({span}until {_day(valid_to)}; no longer true)"
+    if known_start and valid_from is not None and "since" not in text:
+        return f"{text} (since {_day(valid_from)})"
+    return text
+
+
 def _session_header(hit: Hit) -> str:
     label = f"session {hit.session_id}" if hit.session_id else "no session"
     return f"[{label}, {hit.occurred_at.day} {hit.occurred_at:%B %Y}]"
 
 
-def pack(hits: Sequence[Hit], max_tokens: int) -> str:
-    """The best hits that fit the budget, grouped by session and ordered by time.
+def pack(hits: Sequence[Hit], max_tokens: int, profile: str = "") -> str:
+    """The profile, then the facts among the best hits, then the best episodes, within the
+    budget.
 
-    Selection follows relevance (the hits' order); presentation follows time, because an LLM
-    reasons about "before", "after" and "how long ago" far better from a chronological record.
+    Selection follows relevance (the hits' order); episodes are presented in time order,
+    grouped by session, because an LLM reasons about "before", "after" and "how long ago" far
+    better from a chronological record. Facts come first, current ones before past ones, each
+    with its validity, so the answer to "where does she live now" is stated, not inferred.
     """
+    budget = max_tokens
+    parts: list[str] = []
+    if profile and estimate_tokens(profile) + 1 <= budget:
+        parts.append(profile)
+        budget -= estimate_tokens(profile) + 1
+    facts = [h for h in hits if h.kind == "fact"]
+    facts.sort(key=lambda h: h.valid_to is not None)  # stable: current first, by relevance
+    fact_part, budget = _facts(facts, budget, profile)
+    if fact_part:
+        parts.append(fact_part)
+    episodes = _episodes([h for h in hits if h.kind != "fact"], budget)
+    if episodes:
+        parts.append(episodes)
+    return "\n\n".join(parts) if parts else "No relevant memories."
+
+
+def _facts(facts: Sequence[Hit], budget: int, profile: str) -> tuple[str, int]:
+    header = "Facts (what is true now, then what no longer is):"
+    lines: list[str] = []
+    spend = estimate_tokens(header) + 1
+    for hit in facts:
+        if hit.valid_to is None and hit.text in profile:
+            continue  # the profile says it already
+        line = "- " + fact_line(hit.text, hit.valid_from, hit.valid_to)
+        cost = estimate_tokens(line) + 1
+        if spend + cost > budget:
+            continue
+        lines.append(line)
+        spend += cost
+    if not lines:
+        return "", budget
+    return "\n".join([header, *lines]), budget - spend
+
+
+def _episodes(hits: Sequence[Hit], max_tokens: int) -> str:
     header = "Memories (oldest first; each line starts with when it was said):"
     budget = max_tokens - estimate_tokens(header)
     chosen: list[tuple[Hit, str]] = []
@@ -54,7 +107,7 @@ def pack(hits: Sequence[Hit], max_tokens: int) -> str:
         sessions.add(hit.session_id)
         budget -= cost
     if not chosen:
-        return "No relevant memories."
+        return ""
     chosen.sort(key=lambda pair: (pair[0].occurred_at, pair[0].id))
     lines = [header]
     session: object = object()

@@ -13,6 +13,11 @@ from ..types import TimeMention
 SPEAKER_BOOST = 1.0
 #: Weight of a candidate that mentions a date inside the question's time window.
 MENTION_BOOST = 0.5
+#: Weight of a fact that holds at the moment asked about: a distilled statement answers more
+#: directly than the turn it came from.
+FACT_BOOST = 1.0
+#: Multiplier of a fact that no longer held then: still found, shown as past, ranked below.
+PAST_FACT = 0.35
 
 
 def _named(query: str, name: str | None, cache: dict[str, bool]) -> bool:
@@ -39,8 +44,10 @@ def rerank(
     window: TimeMention | None,
     fused: Sequence[tuple[str, float, dict[str, int]]],
     rows: dict[str, Row],
+    at: float | None = None,
 ) -> list[tuple[str, float, dict[str, int]]]:
-    """Boost candidates said by someone the query names, or mentioning the asked-for time."""
+    """Boost candidates said by someone the query names, or mentioning the asked-for time, and
+    facts that hold at ``at`` (now when None); lower facts that had ended by then."""
     named: dict[str, bool] = {}
     out = []
     for ident, score, ranks in fused:
@@ -54,6 +61,12 @@ def rerank(
         if _mentions_window(row, window):
             factor += MENTION_BOOST
             ranks = {**ranks, "mentions_time": 1}
+        if row.fact is not None:
+            if row.fact.valid_to is None or (at is not None and row.fact.holds_at(at)):
+                factor += FACT_BOOST
+            else:
+                factor *= PAST_FACT
+                ranks = {**ranks, "past": 1}
         out.append((ident, score * factor, ranks))
     out.sort(key=lambda item: -item[1])
     return out

@@ -137,5 +137,5 @@ class Retriever:
                 lists.update(source.candidates(self.store, scope, query, vector, n, flt))
             fused = rrf(lists, self.ranking.rrf_k, self.ranking.weights)[: max(limit * 2, 50)]
             rows = {r.id: r for r in self.store.get(scope.tenant, [f[0] for f in fused])}
-            ranked = rerank(text, query.time, fused, rows)[:limit]
+            ranked = rerank(text, query.time, fused, rows, moment.timestamp())[:limit]
             return [(rows[ident], score, ranks) for ident, score, ranks in ranked]

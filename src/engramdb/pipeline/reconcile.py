@@ -1,0 +1,258 @@
+"""Reconciliation: a new claim against what is known, on a timeline, never destructive.
+
+A claim is compared with a bounded set of candidates: the facts about the same subject and
+attribute (and, for an attribute that holds several values at once, the same value; "likes" and
+"dislikes" of one value are one line). The decision is one of
+
+- **confirm**: the fact in effect when the claim became true says the same, so the claim's
+  episodes are added to its sources (a duplicate never becomes a second fact);
+- **add**: a new fact, after which the line's timeline is recomputed: each fact's ``valid_to`` is
+  when the next fact that contradicts it became true, and ``superseded_by`` names it. A fact
+  learned late (an old message imported today) lands at its own place on the timeline, and may
+  be superseded on arrival;
+- **noop**: a claim that a value ended, when that value was not in effect.
+
+Nothing is deleted here: a superseded fact keeps its text and sources, with ``valid_to`` (world
+time) and ``expired_at`` (when we learned it) set. A delete of a fact's only episodes removes it
+and :func:`relink` recomputes its line, which may restore the fact it had superseded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from ..backends.base import Transaction
+from ..records import OPPOSITES, Claim, FactInfo, Keys, Row
+from ..text import norm_name
+from ..types import Scope
+
+#: How many facts of one line a claim is compared with (newest first).
+CANDIDATES = 50
+
+
+@dataclass
+class Decisions:
+    """What reconciling a batch of claims did: ids of facts added, confirmed, superseded."""
+
+    added: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    ignored: int = 0
+
+
+def reconcile(
+    tx: Transaction,
+    scope: Scope,
+    claim: Claim,
+    *,
+    tz_offset: int | None,
+    now: float,
+    actor: str,
+    out: Decisions,
+) -> str | None:
+    """Fold one claim into the scope's facts; the id of the fact that now carries it."""
+    line = _line(tx, scope, claim.subject, claim.attribute, claim.value, claim.single)
+    timeline = sorted(line, key=_order)
+    prev = _in_effect(timeline, claim.valid_from, claim.single)
+    if prev is not None and _same(prev, claim):
+        out.confirmed += [prev.id] if tx.add_sources(
+            scope.tenant, prev.id, claim.source_ids, actor
+        ) else []  # fmt: skip
+        return prev.id
+    if claim.valid_to is not None:  # a closed past ("used to"): one fact per statement
+        twin = next((f for f in timeline if _same(f, claim)), None)
+        if twin is not None:
+            tx.add_sources(scope.tenant, twin.id, claim.source_ids, actor)
+            out.confirmed.append(twin.id)
+            return twin.id
+    later = [f for f in timeline if _fact(f).valid_from > claim.valid_from]
+    if later and claim.valid_to is None and _same(later[0], claim):
+        # The same statement, heard of earlier than we knew: it held since then.
+        first = later[0]
+        tx.add_sources(scope.tenant, first.id, claim.source_ids, actor)
+        _write(tx, first, replace(_fact(first), valid_from=claim.valid_from), "confirm", actor)
+        out.confirmed.append(first.id)
+        _rechain(tx, scope, claim, now, actor, out)
+        return first.id
+    if claim.ends and claim.single and (prev is None or not _same_value(prev, claim.value)):
+        out.ignored += 1  # "no longer in Lisbon" while Lisbon was not in effect: nothing ends
+        return None
+    row = fact_row(scope, claim, tz_offset=tz_offset, now=now)
+    tx.insert([row], actor)
+    out.added.append(row.id)
+    _rechain(tx, scope, claim, now, actor, out)
+    return row.id
+
+
+def relink(
+    tx: Transaction, scope: Scope, fact: FactInfo, now: float, actor: str, out: Decisions
+) -> None:
+    """Recompute the timeline of a fact's line (after a fact of it was deleted)."""
+    claim = Claim(
+        subject=fact.subject,
+        attribute=fact.attribute,
+        value=fact.value,
+        text="",
+        kind=fact.claim_kind,
+        source_ids=(),
+        valid_from=fact.valid_from,
+        single=fact.single,
+    )
+    _rechain(tx, scope, claim, now, actor, out)
+
+
+def fact_row(scope: Scope, claim: Claim, *, tz_offset: int | None, now: float) -> Row:
+    """A new fact record for a claim (its key is its own standalone statement)."""
+    return Row(
+        id=str(uuid.uuid4()),
+        scope=scope,
+        kind="fact",
+        session_id=None,
+        role=None,
+        name=claim.subject,
+        text=claim.text,
+        occurred_at=claim.valid_from,
+        recorded_at=now,
+        updated_at=now,
+        metadata={},
+        time_mentions=[],
+        keys=Keys(own=claim.text),
+        tz_offset=tz_offset,
+        source_ids=list(claim.source_ids),
+        fact=FactInfo(
+            subject=claim.subject,
+            attribute=claim.attribute,
+            value=claim.value,
+            claim_kind=claim.kind,
+            single=claim.single,
+            ends=claim.ends,
+            valid_from=claim.valid_from,
+            stated_to=claim.valid_to,
+            valid_to=claim.valid_to,
+            expired_at=None if claim.valid_to is None else now,
+            confidence=claim.confidence,
+        ),
+    )
+
+
+# -- the timeline of a line ----------------------------------------------------------------------
+
+
+def _line(
+    tx: Transaction, scope: Scope, subject: str, attribute: str, value: str, single: bool
+) -> list[Row]:
+    attributes = [attribute] + ([OPPOSITES[attribute]] if attribute in OPPOSITES else [])
+    return tx.facts_about(scope, subject, attributes, None if single else value, CANDIDATES)
+
+
+def _rechain(
+    tx: Transaction, scope: Scope, claim: Claim, now: float, actor: str, out: Decisions
+) -> None:
+    """Give every fact of the claim's line the end the timeline implies."""
+    timeline = sorted(
+        _line(tx, scope, claim.subject, claim.attribute, claim.value, claim.single), key=_order
+    )
+    for row in timeline:
+        fact = _fact(row)
+        ender, at = _ender(timeline, row)
+        end = _earliest(fact.stated_to, at)
+        by = None if ender is None or end != at else ender.id
+        if (end, by) == (fact.valid_to, fact.superseded_by):
+            continue
+        if end is None:
+            _write(tx, row, replace(fact, valid_to=None, expired_at=None, superseded_by=None),
+                   "restore", actor)  # fmt: skip
+            out.restored.append(row.id)
+        else:
+            expired = fact.expired_at if fact.valid_to is not None else now
+            _write(tx, row, replace(fact, valid_to=end, expired_at=expired, superseded_by=by),
+                   "supersede", actor)  # fmt: skip
+            out.superseded.append(row.id)
+
+
+def _ender(timeline: Sequence[Row], row: Row) -> tuple[Row | None, float | None]:
+    """The first later fact of the line that contradicts ``row``, and when: another value of a
+    single-valued attribute, the opposite attribute or an end of the same value, or (for an end)
+    the value asserted again, from when it became true; a closed past statement of the same
+    value ("used to live in Lisbon") at its stated end. Otherwise a closed past ends nothing."""
+    fact = _fact(row)
+    if fact.stated_to is not None:
+        return None, None
+    best: tuple[Row | None, float | None] = (None, None)
+    for other in timeline:
+        f = _fact(other)
+        if other.id == row.id:
+            continue
+        if f.stated_to is not None:
+            at = f.stated_to if _same_statement(fact, f) and fact.valid_from < f.stated_to else None
+        elif (f.valid_from, other.recorded_at) > (fact.valid_from, row.recorded_at):
+            at = f.valid_from if _contradicts(fact, f) else None
+        else:
+            at = None
+        if at is not None and (best[1] is None or at < best[1]):
+            best = (other, at)
+    return best
+
+
+def _same_statement(a: FactInfo, b: FactInfo) -> bool:
+    return (
+        a.attribute == b.attribute and a.ends == b.ends and norm_name(a.value) == norm_name(b.value)
+    )
+
+
+def _contradicts(old: FactInfo, new: FactInfo) -> bool:
+    same_value = norm_name(old.value) == norm_name(new.value)
+    if old.ends:
+        return same_value and not new.ends and new.attribute == old.attribute
+    if new.ends:
+        return same_value and new.attribute == old.attribute
+    if new.attribute != old.attribute:  # likes -> dislikes of the same value
+        return same_value
+    return old.single and not same_value
+
+
+def _in_effect(timeline: Sequence[Row], at: float, single: bool) -> Row | None:
+    """The open fact of the line in effect at ``at`` (the latest that began by then)."""
+    found = None
+    for row in timeline:
+        f = _fact(row)
+        if f.valid_from <= at and f.stated_to is None:
+            found = row
+    return found
+
+
+def _same(row: Row, claim: Claim) -> bool:
+    f = _fact(row)
+    return (
+        f.attribute == claim.attribute
+        and f.ends == claim.ends
+        and _same_value(row, claim.value)
+        and (f.stated_to is None) == (claim.valid_to is None)
+    )
+
+
+def _same_value(row: Row, value: str) -> bool:
+    return norm_name(_fact(row).value) == norm_name(value)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _order(row: Row) -> tuple[float, float]:
+    return (_fact(row).valid_from, row.recorded_at)
+
+
+def _fact(row: Row) -> FactInfo:
+    assert row.fact is not None  # facts_about reads facts only
+    return row.fact
+
+
+def _write(tx: Transaction, row: Row, info: FactInfo, event: str, actor: str) -> None:
+    tx.set_validity(row.scope.tenant, row.id, info, event, actor)
+    row.fact = info
