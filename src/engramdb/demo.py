@@ -13,6 +13,7 @@ from rich.panel import Panel
 
 from .config import default_home
 from .memory import Memory
+from .retrieval.pack import fact_line
 from .serialize import printable
 
 
@@ -55,6 +56,8 @@ def run_demo(console: Console, path: str | None, embedder: str | None) -> None:
         )
         for question in data["questions"]:
             _answer(console, mem, user, question)
+        profile = mem.profile(user_id=user)
+        console.print(Panel(_shown(profile.text) or "empty", title="profile()", title_align="left"))
 
 
 def _answer(console: Console, mem: Memory, user: str, question: str) -> None:
@@ -62,6 +65,10 @@ def _answer(console: Console, mem: Memory, user: str, question: str) -> None:
     lines = []
     for hit in hits:
         ref = _shown(", ".join(str(s.metadata.get("turn", s.id)) for s in hit.sources))
+        if hit.kind == "fact":
+            line = f"[magenta]fact[/magenta] {_shown(fact_line(hit.text, hit.valid_from, hit.valid_to, hit.attribute in ('event', 'plan')))}"
+            lines.append(f"{line}  [dim]← {ref}[/dim]")
+            continue
         when = f"{hit.occurred_at:%d %b %Y}"
         notes = _shown("; ".join(f"{m.text} = {m.label()}" for m in hit.time_mentions))
         who = _shown(hit.name or hit.role or "")

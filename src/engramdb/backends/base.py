@@ -161,6 +161,10 @@ class Store(Protocol):
         """Pending derived work, oldest first (every tenant's when ``tenant`` is None; every
         kind's when ``kind`` is None: "embed", "extract")."""
 
+    def outdated(self, tenant: str, ids: Sequence[str], at: float) -> set[str]:
+        """The records among ``ids`` every fact of which had ended by ``at`` (and that have at
+        least one): turns whose statements were superseded."""
+
     def entities(self, scope: Scope, name: str | None = None) -> builtins.list[Entity]:
         """A scope's entities (those with this name or alias, when given), most mentioned
         first."""

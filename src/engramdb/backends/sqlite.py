@@ -555,6 +555,16 @@ class SQLiteStore:
     # -- stats ---------------------------------------------------------------------------------
 
     @_guarded
+    def outdated(self, tenant: str, ids: Sequence[str], at: float) -> set[str]:
+        conn = self._reader()
+        found: set[str] = set()
+        unique = builtins.list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            found |= sqlite_facts.outdated(conn, tenant, chunk, at)
+        return found
+
+    @_guarded
     def entities(self, scope: Scope, name: str | None = None) -> builtins.list[Entity]:
         with self._snapshot() as conn:
             scope_id = _scope_id(conn, scope)

@@ -241,3 +241,19 @@ def derived_from(conn: sqlite3.Connection, source_rids: Sequence[int]) -> list[t
             [*source_rids, *source_rids],
         )
     ]
+
+
+def outdated(conn: sqlite3.Connection, tenant: str, ids: Sequence[str], at: float) -> set[str]:
+    """The records among ``ids`` whose facts had all ended by ``at`` (at least one fact, and
+    none still true then): what they said was true, and is no longer."""
+    marks = ",".join("?" * len(ids))
+    return {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT src.id FROM memories src JOIN sources x ON x.source_rid = src.rid "
+            "JOIN facts f ON f.memory_rid = x.memory_rid "
+            f"WHERE src.tenant = ? AND src.id IN ({marks}) AND f.ends = 0 GROUP BY src.id "
+            "HAVING SUM(f.valid_to IS NULL OR f.valid_to > ?) = 0",
+            [tenant, *ids, at],
+        )
+    }

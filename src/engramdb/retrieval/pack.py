@@ -32,15 +32,22 @@ def _day(at: datetime) -> str:
     return f"{at.day} {at:%B %Y}"
 
 
-def fact_line(text: str, valid_from: datetime | None, valid_to: datetime | None) -> str:
-    """A fact with its validity: "(since 28 May 2024)", or "(until ...; no longer true)"."""
+def fact_line(
+    text: str, valid_from: datetime | None, valid_to: datetime | None, dated: bool = False
+) -> str:
+    """A fact with its validity: "(as of 28 May 2024)", or "(until ...; no longer true)".
+    ``dated``: an event or plan, whose text carries its own date."""
     known_start = valid_from is not None and valid_from.year > 1900  # 1900: start unknown
-    if valid_to is not None:
+    if valid_to is not None and not dated:
         span = f"from {_day(valid_from)} " if known_start and valid_from is not None else ""
         return f"{text} ({span}until {_day(valid_to)}; no longer true)"
-    if known_start and valid_from is not None and "since" not in text:
-        return f"{text} (since {_day(valid_from)})"
+    if known_start and valid_from is not None and not dated and "since" not in text:
+        return f"{text} (as of {_day(valid_from)})"
     return text
+
+
+def _dated(attribute: str | None) -> bool:
+    return attribute in ("event", "plan")
 
 
 def _session_header(hit: Hit) -> str:
@@ -80,7 +87,7 @@ def _facts(facts: Sequence[Hit], budget: int, profile: str) -> tuple[str, int]:
     for hit in facts:
         if hit.valid_to is None and hit.text in profile:
             continue  # the profile says it already
-        line = "- " + fact_line(hit.text, hit.valid_from, hit.valid_to)
+        line = "- " + fact_line(hit.text, hit.valid_from, hit.valid_to, _dated(hit.attribute))
         cost = estimate_tokens(line) + 1
         if spend + cost > budget:
             continue

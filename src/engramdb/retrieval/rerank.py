@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from ..records import Row
@@ -15,9 +15,12 @@ SPEAKER_BOOST = 1.0
 MENTION_BOOST = 0.5
 #: Weight of a fact that holds at the moment asked about: a distilled statement answers more
 #: directly than the turn it came from.
-FACT_BOOST = 1.0
+FACT_BOOST = 0.5
 #: Multiplier of a fact that no longer held then: still found, shown as past, ranked below.
 PAST_FACT = 0.35
+#: Multiplier of a turn whose every extracted statement had ended by then ("I live in Lisbon"
+#: after the move to Porto): still found, below what is true.
+STALE_TURN = 0.6
 
 
 def _named(query: str, name: str | None, cache: dict[str, bool]) -> bool:
@@ -45,6 +48,7 @@ def rerank(
     fused: Sequence[tuple[str, float, dict[str, int]]],
     rows: dict[str, Row],
     at: float | None = None,
+    stale: Collection[str] = (),
 ) -> list[tuple[str, float, dict[str, int]]]:
     """Boost candidates said by someone the query names, or mentioning the asked-for time, and
     facts that hold at ``at`` (now when None); lower facts that had ended by then."""
@@ -55,7 +59,7 @@ def rerank(
         if row is None:
             continue
         factor = 1.0
-        if _named(query, row.name, named):
+        if _named(query, row.name, named):  # a turn's speaker, or a fact's subject
             factor += SPEAKER_BOOST
             ranks = {**ranks, "speaker": 1}
         if _mentions_window(row, window):
@@ -67,6 +71,9 @@ def rerank(
             else:
                 factor *= PAST_FACT
                 ranks = {**ranks, "past": 1}
+        elif ident in stale:
+            factor *= STALE_TURN
+            ranks = {**ranks, "stale": 1}
         out.append((ident, score * factor, ranks))
     out.sort(key=lambda item: -item[1])
     return out

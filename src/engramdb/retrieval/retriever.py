@@ -137,5 +137,13 @@ class Retriever:
                 lists.update(source.candidates(self.store, scope, query, vector, n, flt))
             fused = rrf(lists, self.ranking.rrf_k, self.ranking.weights)[: max(limit * 2, 50)]
             rows = {r.id: r for r in self.store.get(scope.tenant, [f[0] for f in fused])}
-            ranked = rerank(text, query.time, fused, rows, moment.timestamp())[:limit]
+            # A question about a period reads the past as it was; otherwise a turn whose every
+            # statement has since been superseded is stale evidence.
+            at = moment.timestamp()
+            stale = (
+                set()
+                if query.time is not None
+                else self.store.outdated(scope.tenant, list(rows), at)
+            )
+            ranked = rerank(text, query.time, fused, rows, at, stale)[:limit]
             return [(rows[ident], score, ranks) for ident, score, ranks in ranked]
