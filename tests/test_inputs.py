@@ -424,6 +424,62 @@ def test_process_runs_or_refuses(store: Store, limit: Any) -> None:
     assert error is not None or report.failed == 0
 
 
+FLAGS = mostly(st.booleans(), ANY)
+
+
+@PROPS
+@given(user_id=SCOPES, agent_id=NAMES, expired=FLAGS, as_of=TIMES, limit=LIMITS)
+def test_facts_pages_or_refuses(
+    store: Store, user_id: Any, agent_id: Any, expired: Any, as_of: Any, limit: Any
+) -> None:
+    page, error = store.attempt(
+        lambda: store.mem.facts(
+            user_id=user_id, agent_id=agent_id, include_expired=expired, as_of=as_of, limit=limit
+        )
+    )
+    if error is None:
+        assert all(r.kind == "fact" and r.valid_from is not None for r in page.items)
+        assert len(page.items) <= limit
+
+
+@PROPS
+@given(user_id=SCOPES, agent_id=NAMES)
+def test_profile_answers_or_refuses(store: Store, user_id: Any, agent_id: Any) -> None:
+    profile, error = store.attempt(lambda: store.mem.profile(user_id=user_id, agent_id=agent_id))
+    if error is None:
+        assert len(profile.text) <= store.mem.settings["profile_chars"]
+        assert all(e.fact_id for e in profile.entries)
+
+
+@PROPS
+@given(user_id=SCOPES, agent_id=NAMES, name=st.one_of(st.none(), NAMES, TEXT, ANY))
+def test_entities_answer_or_refuse(store: Store, user_id: Any, agent_id: Any, name: Any) -> None:
+    found, error = store.attempt(
+        lambda: store.mem.entities(user_id=user_id, agent_id=agent_id, name=name)
+    )
+    if error is None:
+        assert all(e.mentions >= 1 for e in found)
+
+
+@PROPS
+@given(query=QUERIES, user_id=SCOPES, expired=FLAGS, as_of=TIMES)
+def test_search_of_facts_answers_or_refuses(
+    store: Store, query: Any, user_id: Any, expired: Any, as_of: Any
+) -> None:
+    hits, error = store.attempt(
+        lambda: store.mem.search(query, user_id=user_id, include_expired=expired, as_of=as_of)
+    )
+    if error is None and expired is False:
+        assert all(h.kind != "fact" or h.valid_to is None or as_of is not None for h in hits)
+
+
+@PROPS
+@given(progress=mostly(st.sampled_from([None, lambda done, total: None]), ANY))
+def test_process_with_progress_runs_or_refuses(store: Store, progress: Any) -> None:
+    report, error = store.attempt(lambda: store.mem.process(progress=progress))
+    assert error is not None or report.failed == 0
+
+
 def _target(kind: Any) -> Any:
     if kind == "closed":
         closed = io.StringIO()
@@ -766,6 +822,9 @@ RECORD = {
         lambda m: m.import_records([RECORD]),
         lambda m: m.process(),
         lambda m: m.stats(),
+        lambda m: m.facts(user_id="u"),
+        lambda m: m.profile(user_id="u"),
+        lambda m: m.entities(user_id="u"),
     ],
 )
 def test_a_closed_memory_says_so(tmp_path: Path, call: Callable[[Memory], Any]) -> None:
