@@ -508,14 +508,19 @@ class SQLiteStore:
     def _window(self, conn: sqlite3.Connection, scope_id: int, flt: Filter) -> Window:
         if not flt.needs_rows():
             return Window.of(flt)
-        return Window.of(flt, self._matching(scope_id, flt.session_id, flt.metadata))
+        return Window.of(flt, self._matching(scope_id, flt))
 
-    def _matching(
-        self, scope_id: int, session_id: str | None, metadata: tuple[tuple[str, Any], ...]
-    ) -> npt.NDArray[np.int64]:
-        """Row ids of the scope with this session and metadata, at any time and of any kind (the
-        masks test those), from the cache of the scope's current version."""
-        where, params = _where(scope_id, Filter(session_id=session_id, metadata=metadata))
+    def _matching(self, scope_id: int, flt: Filter) -> npt.NDArray[np.int64]:
+        """Row ids of the scope with this filter's session, metadata and fact validity, at any
+        time and of any kind (the masks test those), from the cache of the scope's current
+        version."""
+        rows_only = Filter(
+            session_id=flt.session_id,
+            metadata=flt.metadata,
+            current_facts=flt.current_facts,
+            facts_valid_at=flt.facts_valid_at,
+        )
+        where, params = _where(scope_id, rows_only)
         with self._snapshot() as conn:
             return self._matches.get(conn, scope_id, self._version(conn, scope_id), where, params)
 
