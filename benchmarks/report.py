@@ -100,6 +100,66 @@ def longmemeval(result: dict[str, Any]) -> str:
     )
 
 
+#: What the consolidation comparison shows, per dataset: metrics and the headline group.
+_SEMANTIC = {
+    "locomo": (["recall@5", "recall@10", "recall@750w", "recall@1500w"], "overall (1-4)"),
+    "longmemeval": (
+        ["s_recall_any@5", "s_recall_all@5", "s_ndcg@5", "t_recall_all@10", "newest_first"],
+        "overall",
+    ),
+}
+
+
+def _on_off(on: dict[str, Any], off: dict[str, Any], metric: str) -> str:
+    if metric not in on or metric not in off:
+        return "—"
+    delta = on[metric] - off[metric]
+    return f"{on[metric]:.3f} / {off[metric]:.3f} ({delta:+.3f})"
+
+
+def semantic(result: dict[str, Any]) -> str:
+    """Consolidation on against off, from benchmarks/semantic_eval.py."""
+    metrics, headline = _SEMANTIC[result["dataset"]]
+    on, off = result["settings"]["on"], result["settings"]["off"]
+    systems = [
+        ("**engramdb, consolidation on**", on["engramdb"]),
+        ("engramdb, consolidation off", off["engramdb"]),
+        *result["baselines"].items(),
+    ]
+    # newest_first applies to knowledge updates only: shown in that row, not overall.
+    overall = [m for m in metrics if m != "newest_first"]
+    rows = [
+        [name, *[_f(groups[headline].get(m, "—")) for m in overall]] for name, groups in systems
+    ]
+    groups = [g for g in on["engramdb"] if g != headline]
+    by_group = [
+        [g, str(on["engramdb"][g]["n"]), *[_on_off(on["engramdb"][g], off["engramdb"][g], m)
+                                           for m in metrics]]
+        for g in groups
+    ]  # fmt: skip
+    by_group = [r for r in by_group if any(c != "—" for c in r[2:])]
+    ingest = "; ".join(
+        f"consolidation {name}: {run['ingest']['messages']:,} messages in "
+        f"{run['ingest']['seconds']:.0f} s ({run['ingest']['messages_per_s']} messages/s), "
+        f"search p50 {run['search_latency_ms']['p50']:.1f} ms"
+        for name, run in result["settings"].items()
+    )
+    size = result.get("questions") or result.get("conversations")
+    unit = "questions" if "questions" in result else "conversations"
+    return (
+        f"Consolidation on (`consolidate=inline`, the default) against off, one run of "
+        f"`benchmarks/semantic_eval.py` ({size} {unit}, "
+        f"{on['engramdb'][headline]['n']} questions scored), finished "
+        f"{result['date'][:16].replace('T', ' ')} UTC, "
+        f"{_commit(result)}:\n\n"
+        + _table(["system", *overall], rows)
+        + "\n\nengramdb by group, consolidation on / off (on − off):\n\n"
+        + _table(["group", "n", *metrics], by_group)
+        + "\n\nIngest, both settings side by side in one run, embeddings from the evaluation cache "
+        f"(a fact not seen before is embedded; the two settings share the CPU): {ingest}."
+    )
+
+
 def _ms(row: dict[str, Any], *path: str) -> str:
     value = _value(row, path)
     return "—" if value is None else f"{value:.1f}"
@@ -271,6 +331,8 @@ def main() -> None:
         ("speed.json", speed),
         ("lexical_load.json", lexical_load),
         ("embedder.json", embedder),
+        ("semantic_locomo_dev.json", semantic),
+        ("semantic_longmemeval_dev.json", semantic),
     ):
         result = _load(name)
         parts.append(f"### {name}\n\n" + (render(result) if result else "not measured yet"))

@@ -361,6 +361,8 @@ def test_process_finishes_work_left_pending(engram, tmp_path: Path) -> None:  # 
             "SELECT tenant, 'embed', rid, 0, 0 FROM memories"
         )
     assert json.loads(engram("stats").output)["jobs_pending"] == 1
-    assert engram("process").output.strip() == "done 1, failed 0, pending 0"
+    assert engram("process").output.strip() == (
+        "embedded 1, extracted 0, facts added 0, failed 0, pending 0"
+    )
     assert json.loads(engram("stats").output)["jobs_pending"] == 0
     assert ident in engram("search", "--user", "ana", "beagle", "--json").output

@@ -1,8 +1,7 @@
 """Semantic memory as a demanding user meets it: facts on a bi-temporal timeline, with sources.
 
 Real SQLite files, the offline rule extractor (or the deterministic TestLLM), multi-session
-histories with explicit timestamps. Tests marked ``xfail(strict=True)`` pin real defects of the
-engine: each reason names the defect, and the test turns green (and xpass fails) once fixed.
+histories with explicit timestamps.
 """
 
 from __future__ import annotations
@@ -190,10 +189,6 @@ ABA_TIMELINE = [
     ("Porto", at("2024-05-01T10:00:00Z"), at(SEP)),
     ("Lisbon", at(SEP), None),
 ]
-_SPLIT = (
-    "reconcile.reconcile: the two Lisbon statements are merged into one fact, and a Porto "
-    "statement that arrives later between them does not split it: the move back is lost"
-)
 
 
 @pytest.mark.parametrize(
@@ -203,8 +198,8 @@ _SPLIT = (
         (1, 0, 2),
         (1, 2, 0),
         (2, 1, 0),
-        pytest.param((0, 2, 1), marks=pytest.mark.xfail(strict=True, reason=_SPLIT)),
-        pytest.param((2, 0, 1), marks=pytest.mark.xfail(strict=True, reason=_SPLIT)),
+        (0, 2, 1),
+        (2, 0, 1),
     ],
 )
 def test_a_to_b_to_a_in_any_arrival_order(mem: Memory, order: Sequence[int]) -> None:
@@ -293,11 +288,6 @@ def test_deleting_the_only_source_of_a_middle_fact_rechains(mem: Memory) -> None
     assert braga.valid_to is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest.Ingest._purge_with_derived: a fact that loses its earliest source keeps the "
-    "valid_from and the dated text only the deleted message gave",
-)
 def test_deleting_the_earliest_source_forgets_what_only_it_said(mem: Memory, store: Path) -> None:
     first = say(mem, "I moved to Porto yesterday", MAY29)  # "since 28 May 2024"
     later = say(mem, "I live in Porto", "2024-07-01T10:00:00Z")
@@ -310,11 +300,6 @@ def test_deleting_the_earliest_source_forgets_what_only_it_said(mem: Memory, sto
     assert b"28 May 2024" not in files_text(store.parent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest.Ingest._purge_with_derived keeps a deleted earliest source's start, so an "
-    "older statement imported later wrongly supersedes the newest city",
-)
 def test_after_deleting_the_earliest_source_the_latest_statement_is_current(mem: Memory) -> None:
     first = say(mem, "I moved to Porto", "2024-01-11T10:00:00Z")
     say(mem, "I live in Porto", "2024-02-10T10:00:00Z")
@@ -323,11 +308,6 @@ def test_after_deleting_the_earliest_source_the_latest_statement_is_current(mem:
     assert [f.value for f in current(mem, "lives_in")] == ["Porto"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile.relink/_rechain: deleting B of A->B->A restores the first A and keeps "
-    "the second one current too: two current facts of one single-valued attribute",
-)
 def test_deleting_b_of_a_to_b_to_a_leaves_one_current_city(mem: Memory) -> None:
     say(mem, "I live in Lisbon", JAN)
     porto = say(mem, "I moved to Porto yesterday", MAY29)
@@ -370,11 +350,6 @@ def test_correcting_a_message_replaces_its_facts(mem: Memory) -> None:
     assert "Porto" not in mem.profile(user_id=USER).text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest.Ingest.update: a corrected message keeps its entity mentions of the old "
-    "text, so an entity only the old text named survives in entities()",
-)
 def test_correcting_a_message_drops_the_entities_of_its_old_text(mem: Memory) -> None:
     typo = say(mem, "I live in Zorblax", JAN)
     mem.update(typo, text="I live in Quenford")
@@ -382,11 +357,6 @@ def test_correcting_a_message_drops_the_entities_of_its_old_text(mem: Memory) ->
     assert [e.name for e in mem.entities(user_id=USER)] == ["Quenford"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest.Ingest.update: a fact with other sources keeps citing a corrected message "
-    "that no longer says it (only facts resting on it alone are replaced)",
-)
 def test_a_corrected_message_stops_being_a_source(mem: Memory) -> None:
     ids = [say(mem, "I live in Porto", f"2024-0{m}-01T10:00:00Z") for m in (2, 3, 4)]
     mem.update(ids[0], text="I love sushi")
@@ -674,22 +644,12 @@ def test_export_import_keeps_the_timeline_and_search(mem: Memory, tmp_path: Path
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLiteTransaction._insert on import: a fact is exported before the later messages "
-    "that confirmed it, so those source links are dropped on import",
-)
 def test_export_import_keeps_every_source(mem: Memory, tmp_path: Path) -> None:
     _history_of(mem)
     with _round_trip(mem, tmp_path / "copy.db") as copy:
         assert [sources(f) for f in all_facts(copy)] == [sources(f) for f in all_facts(mem)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consequence of the lost source links on import: messages whose fact was superseded "
-    "are no longer ranked as stale evidence, so the copy ranks differently",
-)
 def test_export_import_gives_identical_search_results(mem: Memory, tmp_path: Path) -> None:
     _history_of(mem)
     with _round_trip(mem, tmp_path / "copy.db") as copy:
@@ -699,11 +659,6 @@ def test_export_import_gives_identical_search_results(mem: Memory, tmp_path: Pat
             ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="portable.write_export/import: entities and mentions are not exported nor rebuilt, "
-    "so entities() is empty after a round trip",
-)
 def test_export_import_keeps_entities(mem: Memory, tmp_path: Path) -> None:
     _history_of(mem)
     with _round_trip(mem, tmp_path / "copy.db") as copy:

@@ -13,7 +13,6 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -119,11 +118,6 @@ def test_the_structure_of_facts_always_holds(steps: list[tuple[str, int, int]]) 
 _ABA_DELETE_B = [("add", 0, 0), ("add", 1, 5), ("add", 0, 9), ("del", 1, 0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile.relink/_rechain: deleting B of A->B->A restores the first A without "
-    "merging it with the second, leaving two current facts for one single-valued attribute",
-)
 @SETTINGS
 @given(ops)
 @example(_ABA_DELETE_B)
@@ -145,11 +139,6 @@ _ABA_LATE = [("add", 0, 60), ("add", 0, 0), ("add", 1, 30)]  # Lisbon Mar, Lisbo
 _DELETE_FIRST = [("add", 1, 10), ("add", 1, 40), ("del", 0, 0), ("add", 0, 20)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="current city wrong: reconcile.reconcile does not split a merged fact when another "
-    "city arrives between its statements; Ingest._purge_with_derived keeps a deleted start",
-)
 @SETTINGS
 @given(ops)
 @example(_DELETE_FIRST)
@@ -166,11 +155,6 @@ def test_the_current_city_is_the_latest_statement(steps: list[tuple[str, int, in
         folder.cleanup()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the timeline depends on arrival order (reconcile.reconcile does not split merged "
-    "facts) and on deletes (a fact keeps the valid_from of a deleted earliest source)",
-)
 @SETTINGS
 @given(ops)
 @example(_DELETE_FIRST)

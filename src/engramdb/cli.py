@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -24,7 +25,9 @@ from rich.text import Text
 
 from .errors import EngramError
 from .memory import Memory
+from .pipeline.rules.dates import UNKNOWN_START
 from .serialize import dumps, printable
+from .types import Entity, MemoryRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 out = Console()
@@ -114,16 +117,38 @@ def _scope_options(fn: F) -> F:
     help="Store file (default: engram.db in ENGRAM_HOME or the user data dir).",
 )
 @click.option("--embedder", help="Embedding model: local, openai:<model>, test.")
+@click.option(
+    "--llm",
+    help="Model that extracts facts: openai:<model>, ollama:<model>, llamacpp:<alias>, test "
+    "(default: the llm setting, ENGRAM_LLM; none: the offline rules).",
+)
+@click.option(
+    "--consolidate",
+    type=click.Choice(["inline", "deferred", "off"]),
+    help="Fact extraction after add and import: inline, deferred (`engram process` runs it) "
+    "or off (default: the consolidate setting, ENGRAM_CONSOLIDATE).",
+)
 @click.version_option(package_name="engramdb")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, embedder: str | None) -> None:
+def main(
+    ctx: click.Context,
+    db: str | None,
+    embedder: str | None,
+    llm: str | None,
+    consolidate: str | None,
+) -> None:
     """engramdb: long-term memory for LLM agents."""
-    ctx.obj = {"db": db, "embedder": embedder}
+    ctx.obj = {"db": db, "embedder": embedder, "llm": llm, "consolidate": consolidate}
+
+
+def _settings(ctx: click.Context) -> dict[str, Any]:
+    """The Memory settings given on the command line (None: the config file, env or default)."""
+    return {"llm": ctx.obj["llm"], "consolidate": ctx.obj["consolidate"]}
 
 
 @contextmanager
 def _memory(ctx: click.Context) -> Iterator[Memory]:
-    mem = Memory(ctx.obj["db"], embedder=ctx.obj["embedder"])
+    mem = Memory(ctx.obj["db"], embedder=ctx.obj["embedder"], **_settings(ctx))
     try:
         yield mem
     finally:
@@ -399,18 +424,127 @@ def stats(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--limit", default=10_000, show_default=True, help="Most jobs to run.")
+@click.option("--limit", default=10_000, show_default=True, help="Most jobs of each kind to run.")
 @click.pass_context
 def process(ctx: click.Context, limit: int) -> None:
-    """Finish pending work (embedding) left by an add whose embedder failed or was killed."""
-    with _memory(ctx) as mem:
-        report = mem.process(limit=limit)
+    """Finish pending work: embedding left by an add whose embedder failed or was killed, then
+    fact extraction (deferred with --consolidate deferred, or after the LLM failed)."""
+    with _memory(ctx) as mem, _progress() as progress:
+        task = progress.add_task("extracting facts", total=None)
+
+        def report_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = mem.process(limit=limit, progress=report_progress)
         pending = mem.stats()["jobs_pending"]
-    click.echo(f"done {report.done}, failed {report.failed}, pending {pending}")
+    click.echo(
+        f"embedded {report.done}, extracted {report.extracted}, facts added "
+        f"{report.facts_added}, failed {report.failed}, pending {pending}"
+    )
     for error in dict.fromkeys(report.errors):
         click.echo(f"error: {printable(error)}", err=True)
     if report.failed:
         sys.exit(1)
+
+
+@main.command()
+@_scope_options
+@click.option("--all", "everything", is_flag=True, help="Include facts no longer true.")
+@click.option("--as-of", help="The facts that were true then (ISO 8601).")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--cursor", help="Continue after this cursor (printed at the end of a page).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def facts(
+    ctx: click.Context,
+    user_id: str | None,
+    agent_id: str | None,
+    everything: bool,
+    as_of: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List the facts distilled from a scope's conversations: those true now, or with --all
+    the past ones too, each with when it held."""
+    with _memory(ctx) as mem:
+        page = mem.facts(
+            user_id=user_id,
+            agent_id=agent_id,
+            include_expired=everything,
+            as_of=as_of,
+            limit=limit,
+            cursor=cursor,
+        )
+    if as_json:
+        _print_json(page)
+        return
+    for fact in page.items:
+        click.echo(f"{printable(fact.text)}  [{_validity(fact)}]  {printable(fact.id)}")
+    if page.next_cursor:
+        click.echo(f"more: --cursor {printable(page.next_cursor)}")
+    elif not page.items and not cursor:
+        click.echo("no facts" + ("" if everything else " (--all shows past ones too)"), err=True)
+
+
+def _validity(fact: MemoryRecord) -> str:
+    """When a fact held: "since 28 May 2024", or "from ... until ...; superseded"."""
+    start = fact.valid_from  # UNKNOWN_START: "since before anything the store knows"
+    since = _day(start) if start is not None and start.timestamp() > UNKNOWN_START else None
+    if fact.valid_to is None:
+        return f"since {since}" if since else "current"
+    span = f"from {since} until {_day(fact.valid_to)}" if since else f"until {_day(fact.valid_to)}"
+    return f"{span}; {'superseded' if fact.superseded_by else 'ended'}"
+
+
+def _day(at: datetime) -> str:
+    return f"{at.day} {at:%B %Y}"
+
+
+@main.command()
+@_scope_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def profile(ctx: click.Context, user_id: str | None, agent_id: str | None, as_json: bool) -> None:
+    """Show who the user is now: current attributes, relationships and preferences."""
+    with _memory(ctx) as mem:
+        found = mem.profile(user_id=user_id, agent_id=agent_id)
+    if as_json:
+        _print_json(found)
+    elif found.entries:
+        click.echo(printable(found.text))
+    else:
+        click.echo("no profile yet: no current facts about this scope", err=True)
+
+
+@main.command()
+@_scope_options
+@click.option("--name", help="Only the entities called this (by name or alias).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def entities(
+    ctx: click.Context, user_id: str | None, agent_id: str | None, name: str | None, as_json: bool
+) -> None:
+    """List the people, places, organizations, pets and things a scope's memories mention."""
+    with _memory(ctx) as mem:
+        found = mem.entities(user_id=user_id, agent_id=agent_id, name=name)
+    if as_json:
+        _print_json(found)
+        return
+    for entity in found:
+        click.echo(printable(_entity_line(entity)))
+    if not found:
+        click.echo("no entities", err=True)
+
+
+def _entity_line(entity: Entity) -> str:
+    """ "Inês: person, sister of Maya; 2 mentions  <id>"."""
+    aliases = f" (also {', '.join(entity.aliases)})" if entity.aliases else ""
+    relation = f", {entity.relation}" if entity.relation else ""
+    if entity.relation and entity.relation_of:
+        relation += f" of {entity.relation_of}"
+    mentions = f"{entity.mentions} mention{'' if entity.mentions == 1 else 's'}"
+    return f"{entity.name}{aliases}: {entity.type}{relation}; {mentions}  {entity.id}"
 
 
 @main.command()
@@ -433,10 +567,21 @@ def demo(ctx: click.Context, demo_db: str | None) -> None:
 @click.argument("dataset", type=click.Choice(["locomo", "longmemeval"]))
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write JSON here.")
-@click.option("--limit", type=int, help="Only the first N conversations / questions.")
+@click.option(
+    "--limit",
+    type=int,
+    help="Only the first N conversations (LoCoMo) or questions; with --reader, N questions.",
+)
 @click.option("--no-baselines", is_flag=True, help="Skip the BM25/dense/hybrid baselines.")
 @click.option(
     "--cache-dir", type=click.Path(file_okay=False), help="Cache embeddings here between runs."
+)
+@click.option(
+    "--reader", help="Answer each question from the context with this model (QA accuracy)."
+)
+@click.option("--judge", help="Grade the reader's answers with this model (needs --reader).")
+@click.option(
+    "--context-tokens", type=int, help="Context budget of each answer (default: the setting)."
 )
 @click.pass_context
 def eval_(
@@ -447,10 +592,19 @@ def eval_(
     limit: int | None,
     no_baselines: bool,
     cache_dir: str | None,
+    reader: str | None,
+    judge: str | None,
+    context_tokens: int | None,
 ) -> None:
-    """Measure retrieval quality on LoCoMo or LongMemEval, with baselines."""
-    from .evals.runner import run_locomo, run_longmemeval
+    """Measure retrieval quality on LoCoMo or LongMemEval, with baselines; with --reader and
+    --judge, the accuracy of answers from engramdb's context, beside retrieval recall.
 
+    The global --llm and --consolidate say how each store extracts facts.
+    """
+    if (reader is None) != (judge is None):
+        raise click.UsageError("give --reader and --judge together")
+    if context_tokens is not None and reader is None:
+        raise click.UsageError("--context-tokens needs --reader and --judge")
     embedder = ctx.obj["embedder"] or "local"
     with _progress() as progress:
         task = progress.add_task(dataset, total=None)
@@ -458,29 +612,40 @@ def eval_(
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        if dataset == "locomo":
-            result = run_locomo(
+        options: dict[str, Any] = {
+            "embedder": embedder,
+            "progress": report,
+            "cache_dir": cache_dir,
+            "memory_options": _settings(ctx),
+        }
+        if reader is not None:
+            from .evals.qa import RUNNERS
+
+            result = RUNNERS[dataset](
                 path,
-                embedder=embedder,
-                limit_conversations=limit,
-                baselines=not no_baselines,
-                progress=report,
-                cache_dir=cache_dir,
+                reader=reader,
+                judge=judge,
+                limit=limit,
+                context_tokens=context_tokens,
+                **options,
             )
         else:
-            result = run_longmemeval(
-                path,
-                embedder=embedder,
-                limit_questions=limit,
-                baselines=not no_baselines,
-                progress=report,
-                cache_dir=cache_dir,
-            )
+            result = _retrieval_eval(dataset, path, limit, not no_baselines, options)
     text = json.dumps(result, indent=2, default=str)
     if out_path:
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         Path(out_path).write_text(text + "\n", encoding="utf-8")
     out.print_json(json.dumps(result.get("summary", result), default=str))
+
+
+def _retrieval_eval(
+    dataset: str, path: str, limit: int | None, baselines: bool, options: dict[str, Any]
+) -> dict[str, Any]:
+    from .evals.runner import run_locomo, run_longmemeval
+
+    if dataset == "locomo":
+        return run_locomo(path, limit_conversations=limit, baselines=baselines, **options)
+    return run_longmemeval(path, limit_questions=limit, baselines=baselines, **options)
 
 
 @contextmanager

@@ -66,7 +66,9 @@ def _answer(console: Console, mem: Memory, user: str, question: str) -> None:
     for hit in hits:
         ref = _shown(", ".join(str(s.metadata.get("turn", s.id)) for s in hit.sources))
         if hit.kind == "fact":
-            line = f"[magenta]fact[/magenta] {_shown(fact_line(hit.text, hit.valid_from, hit.valid_to, hit.attribute in ('event', 'plan')))}"
+            dated = hit.attribute in ("event", "plan")
+            said = fact_line(hit.text, hit.valid_from, hit.valid_to, dated)
+            line = f"[magenta]fact[/magenta] {_shown(said)}"
             lines.append(f"{line}  [dim]← {ref}[/dim]")
             continue
         when = f"{hit.occurred_at:%d %b %Y}"

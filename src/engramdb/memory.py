@@ -285,22 +285,28 @@ class Memory:
             return new_text is not None
 
         mode = self.settings["consolidate"]
-        self._ingest.update(self.tenant, ident, change, _ACTOR, rederive=mode != "off")
-        if mode == "inline" and new_text is not None:
-            self._consolidate([ident])
+        again = self._ingest.update(self.tenant, ident, change, _ACTOR, rederive=mode != "off")
+        if mode == "inline":
+            self._consolidate(again)
         return self.get(ident)
 
     def delete(self, memory_id: str) -> None:
         """Delete a memory for good: its text, keys, vector, jobs and history content.
 
         The turn after it, whose key quoted it, is re-keyed in the same transaction, and the
-        facts that rested on it alone are deleted with it (a fact they had superseded is
-        current again); entities no remaining memory mentions go too.
+        facts derived from it are deleted with it (a fact they had superseded is current
+        again), and those facts' other sources are extracted again, so nothing the deleted
+        text said survives; entities no remaining memory mentions go too.
 
         Raises:
             MemoryNotFound: no memory has this id.
         """
-        self._ingest.delete(self.tenant, self._id(memory_id, "delete"), _ACTOR)
+        mode = self.settings["consolidate"]
+        again = self._ingest.delete(
+            self.tenant, self._id(memory_id, "delete"), _ACTOR, rederive=mode != "off"
+        )
+        if mode == "inline":
+            self._consolidate(again)
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None) -> int:
         """Delete every memory of a scope for good; returns how many were deleted."""
@@ -557,7 +563,11 @@ class Memory:
 
         everyone = user_id is None and agent_id is None
         scope = None if everyone else self._scope("export", user_id, agent_id)
-        return write_export(out, self._store.iter_rows(self.tenant, scope), self.embedder.name)
+
+        return write_export(
+            out, self._store.iter_rows(self.tenant, scope), self.embedder.name,
+            lambda rows: self._store.mentions(self.tenant, [r.id for r in rows]),
+        )  # fmt: skip
 
     def import_records(
         self,
@@ -592,14 +602,19 @@ class Memory:
         from .portable import rows_from_export
 
         added = 0
+        # A fact is exported where it was created, before the later messages that confirmed it:
+        # its sources are linked once every record is in.
+        derived: dict[str, builtins.list[str]] = {}
         for pairs in rows_from_export(numbered, self.tenant, batch):
             try:
                 added += self._ingest.import_rows([row for _, row in pairs], "import")
             except IdConflict as exc:  # name the record, as for any other bad record
                 where = next((w for w, row in pairs if row.id == exc.memory_id), "the export")
                 raise IdConflict(exc.memory_id, f"{exc.why} ({where})") from exc
+            derived.update((row.id, row.source_ids) for _, row in pairs if row.source_ids)
             if progress is not None:
                 progress(len(pairs))
+        self._ingest.link_sources(self.tenant, derived)
         return added
 
     def import_file(

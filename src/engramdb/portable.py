@@ -15,14 +15,14 @@ else round-trips, ids, times, the speaker's offset and identity included. Format
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import ImportFormatError, InvalidInput, shorten
 from .importers import json_lines
-from .records import FactInfo, Keys, Row
+from .records import EntityLink, FactInfo, Keys, Row
 from .types import KINDS, ROLES, Scope
 from .validate import FIRST_INSTANT, LAST_INSTANT, epoch, metadata_arg, name_arg, text_arg
 
@@ -60,7 +60,45 @@ def row_to_dict(row: Row) -> dict[str, Any]:
         "dedupe_key": row.dedupe_key,
         "sources": row.source_ids,
         **({} if row.fact is None else {"fact": _fact_dict(row.fact)}),
+        **({} if not row.mentions else {"mentions": [_mention_dict(m) for m in row.mentions]}),
     }
+
+
+def _mention_dict(link: EntityLink) -> dict[str, Any]:
+    return {
+        "entity_id": link.new_id,
+        "name": link.name,
+        "type": link.type,
+        "relation": link.relation,
+        "relation_of": link.relation_of,
+    }
+
+
+def _mentions_from(value: object) -> list[EntityLink]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("mentions must be a list")
+    out = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise ValueError("a mention must be an object")
+        fields = [item.get(k) for k in ("entity_id", "name", "type")]
+        if not all(isinstance(v, str) and v.strip() for v in fields):
+            raise ValueError("a mention needs entity_id, name and type strings")
+        extra = [item.get(k) for k in ("relation", "relation_of")]
+        if not all(v is None or isinstance(v, str) for v in extra):
+            raise ValueError("a mention's relation and relation_of are strings or null")
+        out.append(
+            EntityLink(
+                new_id=str(fields[0]),
+                name=str(fields[1]),
+                type=str(fields[2]),
+                relation=extra[0],
+                relation_of=extra[1],
+            )
+        )
+    return out
 
 
 def _fact_dict(fact: FactInfo) -> dict[str, Any]:
@@ -114,8 +152,14 @@ def _fact_from(value: object, kind: str) -> FactInfo | None:
     )  # fmt: skip
 
 
-def write_export(out: IO[str], rows: Iterable[Row], embedder: str) -> int:
-    """Write the header and every row; returns the number of rows.
+def write_export(
+    out: IO[str],
+    rows: Iterable[Row],
+    embedder: str,
+    mentions: Callable[[list[Row]], dict[str, list[EntityLink]]] | None = None,
+) -> int:
+    """Write the header and every row (with the entities it mentions, read a page at a time by
+    ``mentions``); returns the number of rows.
 
     Raises:
         InvalidInput: ``out`` is not a text file open for writing.
@@ -132,10 +176,24 @@ def write_export(out: IO[str], rows: Iterable[Row], embedder: str) -> int:
     }
     _write(out, json.dumps(header) + "\n")
     count = 0
-    for row in rows:
-        _write(out, json.dumps(row_to_dict(row), ensure_ascii=False) + "\n")
-        count += 1
+    for page in _pages(rows, 500):
+        found = mentions(page) if mentions is not None else {}
+        for row in page:
+            row.mentions = found.get(row.id, [])
+            _write(out, json.dumps(row_to_dict(row), ensure_ascii=False) + "\n")
+            count += 1
     return count
+
+
+def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    page: list[Row] = []
+    for row in rows:
+        page.append(row)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def _write(out: IO[str], line: str) -> None:
@@ -204,6 +262,7 @@ def _row(record: Mapping[str, Any], tenant: str) -> Row:
         dedupe_key=dedupe,
         source_ids=list(sources),
         fact=_fact_from(record.get("fact"), kind),
+        mentions=_mentions_from(record.get("mentions")),
     )
 
 

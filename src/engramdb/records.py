@@ -73,6 +73,8 @@ class Row:
     source_ids: builtins.list[str] = field(default_factory=list)
     #: What a fact states and when it holds (kind "fact" only).
     fact: FactInfo | None = None
+    #: Entities it mentions, when read for an export or written by an import.
+    mentions: builtins.list[EntityLink] = field(default_factory=list)
 
 
 @dataclass

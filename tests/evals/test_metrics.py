@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 import pytest
 
@@ -38,3 +39,20 @@ def test_percentile_interpolates() -> None:
 def test_undefined_recall_is_an_error() -> None:
     with pytest.raises(ValueError):
         m.recall_at_k([["a"]], set(), 1)
+
+
+def test_newest_evidence_first_looks_only_at_evidence_sessions() -> None:
+    dates = {"old": datetime(2023, 1, 5), "new": datetime(2023, 3, 1)}
+    # Other sessions ranked before the evidence do not matter; only the first evidence one does.
+    assert m.newest_evidence_first(["x", "new", "old"], dates) == 1.0
+    assert m.newest_evidence_first(["x", "old", "y", "new"], dates) == 0.0
+    # The newest found alone still counts; no evidence session in the ranking is a miss.
+    assert m.newest_evidence_first(["new"], dates) == 1.0
+    assert m.newest_evidence_first(["x", "y"], dates) == 0.0
+
+
+def test_newest_evidence_first_counts_ties_for_newest() -> None:
+    day = datetime(2023, 3, 1)
+    assert m.newest_evidence_first(["b", "a"], {"a": day, "b": day}) == 1.0
+    with pytest.raises(ValueError):
+        m.newest_evidence_first(["a"], {})

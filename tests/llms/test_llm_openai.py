@@ -116,25 +116,44 @@ def test_json_is_asked_with_the_schema_first(server: str) -> None:
     }
 
 
-def test_a_refused_schema_falls_back_to_json_object_and_is_remembered(server: str) -> None:
+@pytest.mark.parametrize("status", [400, 422, 500])
+def test_a_refused_schema_falls_back_and_what_worked_is_remembered(
+    server: str, status: int
+) -> None:
     llm = _llm(server)
-    _Handler.script = [Reply(400, "response_format json_schema is not supported")]
+    # llama-cpp-python refuses "json_schema" with a 500 naming the field.
+    _Handler.script = [Reply(status, "response_format.type: input should be 'json_object'")]
     llm.complete_json(ASK, SCHEMA)
     llm.complete_json(ASK, SCHEMA)
     formats = [seen["body"].get("response_format") for seen in _Handler.seen]
-    assert [f["type"] for f in formats] == ["json_schema", "json_object", "json_object"]
-    assert llm.structured_output == "json_object"
+    assert formats[0]["type"] == "json_schema"
+    assert formats[1] == formats[2] == {"type": "json_object", "schema": SCHEMA}
+    assert llm.structured_output == "json_object+schema"
 
 
 def test_a_server_refusing_every_format_gets_none(server: str) -> None:
     llm = _llm(server)
     _Handler.script = [
         Reply(422, "unknown field: response_format"),
+        Reply(400, "response_format: unknown key schema"),
         Reply(400, "response_format json_object unsupported"),
     ]
     llm.complete_json(ASK, SCHEMA)
-    assert "response_format" not in _Handler.seen[2]["body"]
+    formats = [seen["body"].get("response_format") for seen in _Handler.seen]
+    assert formats == [
+        {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}},
+        {"type": "json_object", "schema": SCHEMA},
+        {"type": "json_object"},
+        None,
+    ]
     assert llm.structured_output == "none"
+
+
+def test_a_server_error_not_about_the_format_is_not_a_fallback(server: str) -> None:
+    _Handler.script = [Reply(500, "out of memory")] * 2
+    with pytest.raises(LLMError, match="out of memory"):
+        _llm(server, max_retries=1).complete_json(ASK, SCHEMA)
+    assert all("json_schema" in str(seen["body"]["response_format"]) for seen in _Handler.seen)
 
 
 def test_unusable_json_is_asked_again_through_the_server(server: str) -> None:

@@ -98,6 +98,21 @@ def test_the_prompt_numbers_messages_with_speaker_date_and_weekday() -> None:
     assert 'Resolve "yesterday"' in SYSTEM_PROMPT and "absolute dates" in SYSTEM_PROMPT
 
 
+def test_time_words_carry_the_resolved_dates_as_a_hint() -> None:
+    rows = _rows(
+        {
+            "role": "user",
+            "content": "I moved yesterday; last week was chaos.",
+            "timestamp": "2024-05-28T10:00:00+01:00",
+        }
+    )
+    line = prompt(rows, maya)[1]["content"].splitlines()[1]
+    assert line.endswith(
+        '[dates: "yesterday" = Monday 2024-05-27; "last week" = 2024-05-20 to 2024-05-26]'
+    )
+    assert "[dates:" in SYSTEM_PROMPT  # the instructions say what the hint is
+
+
 def test_an_unknown_offset_shows_the_utc_date() -> None:
     row = Row(
         id="r1", scope=SCOPE, kind="message", session_id=None, role="user", name=None,

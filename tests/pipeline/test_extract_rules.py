@@ -180,6 +180,111 @@ CASES: list[tuple[str, str, str, str, bool, date | None]] = [
     ("call me Sam", M, "name", "Sam", False, None),
     ("My name is Samantha", M, "name", "Samantha", False, None),
     ("I'm Brazilian", M, "nationality", "Brazilian", False, None),
+    # predicates joined by "and" share the subject; a "left X" ends what the other starts
+    ("I left Northwind and joined Globex", M, "works_at", "Northwind", True, None),
+    ("I left Northwind and joined Globex", M, "works_at", "Globex", False, None),
+    ("I resigned from Initech and started at Hooli", M, "works_at", "Hooli", False, None),
+    ("I sold the Corolla and bought a Civic", M, "car", "Corolla", True, None),
+    ("I sold the Corolla and bought a Civic", M, "car", "Civic", False, None),
+    ("I ditched my iPhone and got a Pixel", M, "phone", "iPhone", True, None),
+    ("we packed up and moved to Lyon", M, "lives_in", "Lyon", False, None),
+    ("I left Paris and now live in Lyon", M, "lives_in", "Paris", True, None),
+    ("I quit keto and went vegetarian", M, "diet", "keto", True, None),
+    ("I quit keto and went vegetarian", M, "diet", "vegetarian", False, None),
+    ("I gave up running and took up swimming", M, "hobby", "swimming", False, None),
+    ("I dumped Alex and started dating Sam", M, "partner", "Alex", True, None),
+    ("I'm vegan and allergic to nuts", M, "allergy", "nuts", False, None),
+    ("my brother left Google and joined Meta", "Maya's brother", "works_at", "Google", True,
+     None),
+    # starting at an employer
+    ("today was my first day at Globex", M, "works_at", "Globex", False, TODAY),
+    ("Started at Hooli today", M, "works_at", "Hooli", False, None),
+    ("I started at Globex on Monday", M, "works_at", "Globex", False, date(2024, 5, 27)),
+    ("I've been at Globex for three years", M, "works_at", "Globex", False, None),
+    ("my job at Globex is stressful", M, "works_at", "Globex", False, None),
+    ("I love my job at Pixar", M, "works_at", "Pixar", False, None),
+    ("I'm on the design team at Globex", M, "works_at", "Globex", False, None),
+    ("I'm part of the platform team at Stripe", M, "works_at", "Stripe", False, None),
+    ("I work in the finance department at Globex", M, "works_at", "Globex", False, None),
+    ("I'm a Globex employee now", M, "works_at", "Globex", False, None),
+    ("Hooli hired me as a designer", M, "works_at", "Hooli", False, None),
+    ("Hooli hired me as a designer", M, "job_title", "designer", False, None),
+    # one value replacing another
+    ("I switched from keto to vegan", M, "diet", "vegan", False, None),
+    ("I switched from keto to vegan", M, "diet", "keto", True, None),
+    ("I went from vegetarian to vegan", M, "diet", "vegetarian", True, None),
+    ("I switched to a vegan diet", M, "diet", "vegan", False, None),
+    ("I switched to Android", M, "phone", "Android", False, None),
+    ("I switched from an iPhone to a Pixel", M, "phone", "iPhone", True, None),
+    ("I switched jobs from Globex to Initech", M, "works_at", "Initech", False, None),
+    ("I switched jobs from Globex to Initech", M, "works_at", "Globex", True, None),
+    ("I traded in my car for a Civic", M, "car", "Civic", False, None),
+    ("I traded my Corolla for a Civic", M, "car", "Corolla", True, None),
+    ("I swapped my iPhone for a Pixel", M, "phone", "Pixel", False, None),
+    ("I replaced my Corolla with a Tesla", M, "car", "Tesla", False, None),
+    ("I got a Civic instead", M, "car", "Civic", False, None),
+    ("I drive a Civic instead of the Corolla now", M, "car", "Corolla", True, None),
+    ("I got a Pixel instead of an iPhone", M, "phone", "iPhone", True, None),
+    ("I'm doing yoga instead of running now", M, "hobby", "running", True, None),
+    ("I'm doing yoga instead of running now", M, "hobby", "yoga", False, None),
+    # job titles
+    ("my new title is staff engineer", M, "job_title", "staff engineer", False, None),
+    ("my title is Senior Engineer", M, "job_title", "Senior Engineer", False, None),
+    ("my new role is product manager", M, "job_title", "product manager", False, None),
+    ("my new position is head of design", M, "job_title", "head of design", False, None),
+    ("they promoted me to senior designer", M, "job_title", "senior designer", False, None),
+    ("they finally promoted me to director!", M, "job_title", "director", False, None),
+    # partners
+    ("Sam and I are dating", M, "partner", "Sam", False, None),
+    ("Sam and I are together now", M, "partner", "Sam", False, None),
+    ("Sam and I got engaged!", M, "partner", "Sam", False, None),
+    ("I've started dating Sam", M, "partner", "Sam", False, None),
+    ("I started seeing Jordan", M, "partner", "Jordan", False, None),
+    ("Sam is my new girlfriend", M, "partner", "Sam", False, None),
+    ("Jordan is my boyfriend now", M, "partner", "Jordan", False, None),
+    ("Jordan is now my partner", M, "partner", "Jordan", False, None),
+    ("it's over with Sam", M, "partner", "Sam", True, None),
+    ("it's over between me and Jordan", M, "partner", "Jordan", True, None),
+    ("Sam and I are no longer together", M, "partner", "Sam", True, None),
+    ("Sam and I split up last week", M, "partner", "Sam", True, None),
+    ("Jordan dumped me", M, "partner", "Jordan", True, None),
+    # pets
+    ("we brought home a puppy", M, "pet", "puppy", False, None),
+    ("We brought home a rescue dog", M, "pet", "dog", False, None),
+    ("we adopted a kitten from the shelter", M, "pet", "kitten", False, None),
+    ("got a dog from the shelter", M, "pet", "dog", False, None),
+    ("I got a dog from the shelter yesterday", M, "pet", "dog", False, date(2024, 5, 28)),
+    ("I'm a cat owner now", M, "pet", "cat", False, None),
+    ("I'm a proud dog mom", M, "pet", "dog", False, None),
+    ("our new puppy Biscuit is adorable", M, "pet", "Biscuit", False, None),
+    # where the speaker lives now
+    ("home is Lyon now", M, "lives_in", "Lyon", False, None),
+    ("Berlin is home now", M, "lives_in", "Berlin", False, None),
+    ("I'm in Lyon now", M, "lives_in", "Lyon", False, None),
+    ("we settled in Lyon", M, "lives_in", "Lyon", False, None),
+    ("We've finally settled in Lyon", M, "lives_in", "Lyon", False, None),
+    ("I signed the lease on a flat in Lyon", M, "lives_in", "Lyon", False, None),
+    ("we signed a lease for an apartment in Madrid", M, "lives_in", "Madrid", False, None),
+    ("our new flat in Madrid is tiny", M, "lives_in", "Madrid", False, None),
+    ("I moved out of Paris to Lyon", M, "lives_in", "Lyon", False, None),
+    ("I moved out of Paris to Lyon", M, "lives_in", "Paris", True, None),
+    ("we moved from Paris to Lyon", M, "lives_in", "Paris", True, None),
+    ("moved out of Paris to Lyon last month", M, "lives_in", "Lyon", False, date(2024, 4, 1)),
+    # preferences
+    ("Radiohead is my number one band", M, "favourite_band", "Radiohead", False, None),
+    ("my number one band is Muse", M, "favourite_band", "Muse", False, None),
+    ("my go-to drink is an oat latte", M, "favourite_drink", "oat latte", False, None),
+    ("nobody beats Radiohead", M, "likes", "Radiohead", False, None),
+    ("nothing beats a cold beer", M, "likes", "cold beer", False, None),
+    ("you can't beat Italian food", M, "likes", "Italian food", False, None),
+    ("I'm obsessed with ramen", M, "likes", "ramen", False, None),
+    ("I'm a huge Radiohead fan", M, "likes", "Radiohead", False, None),
+    ("I'm a coffee addict", M, "likes", "coffee", False, None),
+    ("I'm hooked on Wordle", M, "likes", "Wordle", False, None),
+    ("I've gone off sushi", M, "likes", "sushi", True, None),
+    ("I went off coffee last year", M, "likes", "coffee", True, date(2023, 1, 1)),
+    ("I've lost interest in chess", M, "likes", "chess", True, None),
+    ("I've fallen out of love with jazz", M, "likes", "jazz", True, None),
 ]  # fmt: skip
 
 
@@ -219,6 +324,53 @@ NOTHING = [
     "I'm not sure",
     "I'm going to bed",
     "I never lived in Paris",
+    # joined predicates keep the first one's mood, and a new subject is not the speaker
+    "I'd quit my job and move to Lyon",
+    "if I quit my job and moved to Lyon I'd be happy",
+    "she quit her job and moved to Lyon",
+    "He left Google and joined Meta, she said",
+    # changes asked about, wished for, denied
+    "did you switch to Android?",
+    "should I switch from keto to vegan",
+    "I might switch to Android",
+    "I didn't switch to Android",
+    "I went from Paris to Rome by train",
+    "I used to switch between phones",
+    "I switched from Globex to Initech",
+    # places and jobs that are not an employer or a home
+    "I've been at the gym for two hours",
+    "I've been at Heathrow for 5 hours",
+    "I'm at Starbucks now",
+    "I'm in Berlin now for the conference",
+    "I'm in a meeting now",
+    "I'm on the soccer team at Stanford",
+    "my old job at Pixar was fun",
+    "my sister's job at Pixar is great",
+    "she said Hooli hired me",
+    "my role is to help people",
+    "my role is pretty chill",
+    "they haven't promoted me to director",
+    "they might promote me to director",
+    "they made me team lead",
+    "my home is a mess",
+    "home is where the heart is",
+    "my sister's home is Rome",
+    "we settled in nicely",
+    "I rented an apartment in Rome for the holidays",
+    # partners said of no one, denied or hedged
+    "Sam and I aren't dating",
+    "Sam and I are done with the project",
+    "Sam and I are going to the cinema",
+    "I think it's over with Jordan",
+    "is it over with Jordan?",
+    # preferences that are not
+    "I'm a dog person",
+    "I'm a huge fan",
+    "I went off on him",
+    "I'm going off to Paris",
+    "the alarm went off",
+    "Quit complaining",
+    "Left my keys at home",
 ]
 
 
@@ -278,6 +430,40 @@ def test_several_clauses_and_source_ids() -> None:
         ("Maya", "likes", "sushi"),
     }
     assert all(c.source_ids == (rows[0].id,) for c in claims)
+
+
+def test_joined_predicates_end_the_old_value_and_start_the_new() -> None:
+    claims = _extract("I left Northwind yesterday and joined Globex")
+    assert {(c.value, c.ends) for c in claims if c.attribute == "works_at"} == {
+        ("Northwind", True),
+        ("Globex", False),
+    }
+    assert all(_day(c.valid_from) == date(2024, 5, 28) for c in claims)
+
+
+def test_a_hypothetical_or_planned_first_predicate_reaches_the_joined_one() -> None:
+    assert _extract("I'd quit my job and move to Lyon") == []
+    plans = {c.value for c in _extract("I'm going to quit my job and move to Lyon")}
+    assert plans == {"move to Lyon"}
+    (past, *rest) = _extract("I used to live in Lisbon and work at Google")
+    assert all(c.valid_to is not None for c in [past, *rest])
+
+
+def test_a_start_dated_to_come_is_a_plan() -> None:
+    (plan,) = _extract("My first day at Hooli is tomorrow")
+    assert (plan.attribute, plan.value) == ("plan", "start working at Hooli")
+    (plan,) = _extract("I start at Hooli next week")
+    assert (plan.attribute, plan.value) == ("plan", "start at Hooli")
+    (plan,) = _extract("I'm getting married in June")
+    assert (plan.attribute, plan.value) == ("plan", "get married")
+
+
+def test_other_peoples_changes_are_theirs() -> None:
+    claims = _extract("my sister switched to Android and my brother moved to Lyon")
+    assert {(c.subject, c.attribute, c.value) for c in claims} == {
+        ("Maya's sister", "phone", "Android"),
+        ("Maya's brother", "lives_in", "Lyon"),
+    }
 
 
 def _check_invariants(claims: list[Claim], ids: set[str]) -> None:

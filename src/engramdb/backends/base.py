@@ -27,7 +27,7 @@ class Transaction(Protocol):
     ) -> builtins.list[tuple[str, bool]]:
         """Store new records with 'create' history and an 'embed' job each (and an 'extract'
         job for each new message when ``extract``). A row with ``fact`` set is stored as a fact,
-        its ``source_ids`` as its sources.
+        its ``source_ids`` as its sources, and ``mentions`` linked.
 
         A row whose ``dedupe_key`` or id is already stored in its scope is not written again:
         for each row, the id it is stored under and whether it was new.
@@ -96,9 +96,25 @@ class Transaction(Protocol):
         """
 
     def add_sources(
-        self, tenant: str, memory_id: str, source_ids: Sequence[str], actor: str
+        self,
+        tenant: str,
+        memory_id: str,
+        source_ids: Sequence[str],
+        actor: str,
+        *,
+        history: bool = True,
     ) -> builtins.list[str]:
-        """Add episodes a record rests on ('confirm' history); the ones that were new."""
+        """Add episodes a record rests on ('confirm' history, unless ``history`` is False); the
+        ones that were new."""
+
+    def remove_sources(
+        self, tenant: str, memory_id: str, source_ids: Sequence[str], actor: str
+    ) -> None:
+        """Take episodes off a record's sources ('split' history: they moved to another)."""
+
+    def unmention(self, tenant: str, ids: Sequence[str]) -> None:
+        """Forget which entities these records mention (a corrected text), and purge entities
+        nothing mentions any more."""
 
     def link_entities(
         self, scope: Scope, memory_ids: Sequence[str], refs: Sequence[EntityLink]
@@ -160,6 +176,9 @@ class Store(Protocol):
     def jobs(self, tenant: str | None, limit: int, kind: str | None = None) -> builtins.list[Job]:
         """Pending derived work, oldest first (every tenant's when ``tenant`` is None; every
         kind's when ``kind`` is None: "embed", "extract")."""
+
+    def mentions(self, tenant: str, ids: Sequence[str]) -> dict[str, builtins.list[EntityLink]]:
+        """The entities each of these records mentions (for an export)."""
 
     def outdated(self, tenant: str, ids: Sequence[str], at: float) -> set[str]:
         """The records among ``ids`` every fact of which had ended by ``at`` (and that have at

@@ -560,6 +560,18 @@ class SQLiteStore:
     # -- stats ---------------------------------------------------------------------------------
 
     @_guarded
+    def mentions(self, tenant: str, ids: Sequence[str]) -> dict[str, builtins.list[EntityLink]]:
+        conn = self._reader()
+        found: dict[str, builtins.list[EntityLink]] = {}
+        unique = builtins.list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _CHUNK):
+            for memory_id, link in sqlite_facts.mentions(
+                conn, tenant, unique[start : start + _CHUNK]
+            ):
+                found.setdefault(memory_id, []).append(link)
+        return found
+
+    @_guarded
     def outdated(self, tenant: str, ids: Sequence[str], at: float) -> set[str]:
         conn = self._reader()
         found: set[str] = set()
@@ -708,6 +720,8 @@ class SQLiteTransaction:
             )
         if row.fact is not None:
             sqlite_facts.insert_fact(self._conn, rid, scope_id, row.fact)
+        if row.mentions:
+            self.link_entities(row.scope, [row.id], row.mentions)
         self._history(row.id, row.scope.tenant, "create", None, _snapshot(row), actor)
         self._queue(row.scope.tenant, rid)
         self._index_keys(scope_id, _place(row, rid), row.keys)
@@ -989,7 +1003,13 @@ class SQLiteTransaction:
 
     @_guarded
     def add_sources(
-        self, tenant: str, memory_id: str, source_ids: Sequence[str], actor: str
+        self,
+        tenant: str,
+        memory_id: str,
+        source_ids: Sequence[str],
+        actor: str,
+        *,
+        history: bool = True,
     ) -> builtins.list[str]:
         found = self._conn.execute(
             "SELECT rid FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
@@ -1005,9 +1025,31 @@ class SQLiteTransaction:
             )
             if cur.rowcount:
                 added.append(source_id)
-        if added:
+        if added and history:
             self._history(memory_id, tenant, "confirm", None, {"sources": added}, actor)
         return added
+
+    @_guarded
+    def remove_sources(
+        self, tenant: str, memory_id: str, source_ids: Sequence[str], actor: str
+    ) -> None:
+        self._conn.executemany(
+            "DELETE FROM sources WHERE memory_rid = (SELECT rid FROM memories WHERE tenant = ? "
+            "AND id = ?) AND source_rid = (SELECT rid FROM memories WHERE tenant = ? AND id = ?)",
+            [(tenant, memory_id, tenant, s) for s in source_ids],
+        )
+        self._history(
+            memory_id, tenant, "split", {"sources": builtins.list(source_ids)}, None, actor
+        )
+
+    @_guarded
+    def unmention(self, tenant: str, ids: Sequence[str]) -> None:
+        self._conn.executemany(
+            "DELETE FROM mentions WHERE memory_rid = "
+            "(SELECT rid FROM memories WHERE tenant = ? AND id = ?)",
+            [(tenant, i) for i in ids],
+        )
+        sqlite_facts.drop_unmentioned(self._conn)
 
     @_guarded
     def link_entities(

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ..records import FactInfo
+from ..records import EntityLink, FactInfo
 from ..text import norm_name
 from ..types import Entity
 
@@ -257,3 +257,24 @@ def outdated(conn: sqlite3.Connection, tenant: str, ids: Sequence[str], at: floa
             [tenant, *ids, at],
         )
     }
+
+
+def mentions(
+    conn: sqlite3.Connection, tenant: str, ids: Sequence[str]
+) -> list[tuple[str, EntityLink]]:
+    """(record id, the entity it mentions) for these records, as an import would link them."""
+    marks = ",".join("?" * len(ids))
+    return [
+        (
+            str(r[0]),
+            EntityLink(
+                new_id=str(r[1]), name=str(r[2]), type=str(r[3]), relation=r[4], relation_of=r[5]
+            ),
+        )
+        for r in conn.execute(
+            "SELECT m.id, e.id, e.name, e.type, e.relation, e.relation_of FROM memories m "
+            "JOIN mentions x ON x.memory_rid = m.rid JOIN entities e ON e.rid = x.entity_rid "
+            f"WHERE m.tenant = ? AND m.id IN ({marks}) ORDER BY m.rid, e.rid",
+            [tenant, *ids],
+        )
+    ]

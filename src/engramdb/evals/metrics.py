@@ -7,7 +7,8 @@ and, for the budget metrics, its word count.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 
 def recall_at_k(hit_turns: Sequence[Sequence[str]], evidence: set[str], k: int) -> float:
@@ -61,6 +62,21 @@ def ndcg_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
     dcg = sum(1 / math.log2(i + 2) for i, item in enumerate(ranked[:k]) if item in relevant)
     ideal = sum(1 / math.log2(i + 2) for i in range(min(k, len(relevant))))
     return dcg / ideal if ideal else 0.0
+
+
+def newest_evidence_first(ranked: Sequence[str], evidence_dates: Mapping[str, datetime]) -> float:
+    """1 if, of the evidence sessions in the ranking, the first is the newest, else 0.
+
+    For knowledge updates: the answer is the latest value, so the newest evidence session should
+    come before the older ones it updates. ``evidence_dates`` maps each evidence session to its
+    date (sessions tied for newest all count as newest); 0 when no evidence session is ranked.
+    """
+    if not evidence_dates:
+        raise ValueError("a question without evidence sessions has no newest one")
+    first = next((s for s in ranked if s in evidence_dates), None)
+    if first is None:
+        return 0.0
+    return float(evidence_dates[first] == max(evidence_dates.values()))
 
 
 def percentile(values: Sequence[float], p: float) -> float:

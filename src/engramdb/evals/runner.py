@@ -11,7 +11,8 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,14 @@ from .baselines import Baselines, Doc
 from .cache import CachedEmbedder
 
 Progress = Callable[[int, int], None]
+#: Receives one JSON-ready record per question: what each system ranked (for error analysis).
+Trace = Callable[[dict[str, Any]], None]
 SEARCH_LIMIT = 50
 LOCOMO_BUDGETS = (750, 1500)
 LOCOMO_KS = (5, 10)
+#: Question types whose answer is the latest of several values: scored on whether the newest
+#: evidence session comes first.
+UPDATE_TYPES = frozenset({"knowledge-update"})
 
 
 def _embedder(spec: str | Embedder, cache_dir: str | Path | None) -> Embedder:
@@ -102,6 +108,30 @@ def _ingest(mem: Memory, conversations: list[importers.Conversation]) -> tuple[i
     return sum(len(c.messages) for c in conversations), time.perf_counter() - started
 
 
+def _hit_trace(hit: Hit, session_key: str, turn_key: str) -> dict[str, Any]:
+    return {
+        "kind": hit.kind,
+        "score": round(hit.score, 5),
+        "explain": hit.explain,
+        "session": hit.session_id,
+        "sessions": [str(s.session_id) for s in hit.sources] if session_key else [],
+        "turns": [str(s.metadata.get(turn_key)) for s in hit.sources],
+        "text": hit.text[:200],
+    }
+
+
+@contextmanager
+def _folder(store_dir: str | Path | None) -> Iterator[Path]:
+    """Where the stores go: kept in ``store_dir`` when given (to search them again), else a
+    temporary folder removed afterwards."""
+    if store_dir is not None:
+        Path(store_dir).mkdir(parents=True, exist_ok=True)
+        yield Path(store_dir)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
+
+
 def _groups(category: int) -> list[str]:
     if category == 5:
         return ["adversarial (5)"]
@@ -117,8 +147,13 @@ def run_locomo(
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
     memory_options: dict[str, Any] | None = None,
+    trace: Trace | None = None,
+    store_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """engramdb and the baselines on LoCoMo; returns a JSON-ready result."""
+    """engramdb and the baselines on LoCoMo; returns a JSON-ready result.
+
+    ``trace`` receives each question's rankings; ``store_dir`` keeps the stores.
+    """
     emb = _embedder(embedder, cache_dir)
     samples = importers.load_locomo(path)[:limit_conversations]
     ours, base = _Scores(), {"bm25": _Scores(), "dense": _Scores(), "hybrid": _Scores()}
@@ -126,11 +161,11 @@ def run_locomo(
     ingest_s, ingested = 0.0, 0
     total = sum(len(s["qa"]) for s in samples)
     done = 0
-    with tempfile.TemporaryDirectory() as tmp:
+    with _folder(store_dir) as folder:
         for index, sample in enumerate(samples):
             conversations = list(importers.locomo_sample(sample, index, str(path)))
             with Memory(
-                Path(tmp) / f"locomo-{index}.db", embedder=emb, **_options(memory_options)
+                folder / f"locomo-{index}.db", embedder=emb, **_options(memory_options)
             ) as mem:
                 count, seconds = _ingest(mem, conversations)
                 ingested, ingest_s = ingested + count, ingest_s + seconds
@@ -148,15 +183,26 @@ def run_locomo(
                     turns = [[str(s.metadata.get("dia_id")) for s in h.sources] for h in hits]
                     groups = _groups(int(qa["category"]))
                     _locomo_scores(ours, groups, turns, [_words(h) for h in hits], evidence)
-                    if bl is not None:
-                        for name, ranking in bl.rankings(str(qa["question"]), SEARCH_LIMIT).items():
-                            _locomo_scores(
-                                base[name],
-                                groups,
-                                [[docs[i].turn] for i in ranking],
-                                [_doc_words(docs[i]) for i in ranking],
-                                evidence,
-                            )
+                    rankings = bl.rankings(str(qa["question"]), SEARCH_LIMIT) if bl else {}
+                    for name, ranking in rankings.items():
+                        _locomo_scores(
+                            base[name],
+                            groups,
+                            [[docs[i].turn] for i in ranking],
+                            [_doc_words(docs[i]) for i in ranking],
+                            evidence,
+                        )
+                    if trace:
+                        trace(
+                            {
+                                "conversation": index,
+                                "question": str(qa["question"]),
+                                "category": int(qa["category"]),
+                                "evidence": sorted(evidence),
+                                "engramdb": [_hit_trace(h, "", "dia_id") for h in hits],
+                                **{n: [docs[i].turn for i in r] for n, r in rankings.items()},
+                            }
+                        )
                     if progress:
                         progress(done, total)
     return _result(
@@ -194,20 +240,32 @@ def run_longmemeval(
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
     memory_options: dict[str, Any] | None = None,
+    dense_baselines: bool = False,
+    trace: Trace | None = None,
+    store_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """engramdb and the BM25 baseline on LongMemEval (abstention questions skipped)."""
+    """engramdb and the baselines on LongMemEval (abstention questions skipped).
+
+    BM25 indexes each turn as "[session id] role: content" (as first published); the dense and
+    hybrid baselines (``dense_baselines``, off by default: the first run embeds every turn of
+    every haystack, ~46k long texts) index "[session date] role: content" with the engramdb
+    embedder, as the dev set's README does. ``trace`` receives each question's
+    rankings; ``store_dir`` keeps the stores.
+    """
     emb = _embedder(embedder, cache_dir)
     questions = [
         q for q in importers.load_longmemeval(path) if not str(q["question_id"]).endswith("_abs")
     ][:limit_questions]
-    ours, bm25 = _Scores(), _Scores()
+    ours = _Scores()
+    names = ["bm25", "dense", "hybrid"] if dense_baselines else ["bm25"]
+    base = {name: _Scores() for name in names} if baselines else {}
     latencies: list[float] = []
     ingest_s, ingested = 0.0, 0
-    with tempfile.TemporaryDirectory() as tmp:
+    with _folder(store_dir) as folder:
         for index, q in enumerate(questions):
             conversations = list(importers.longmemeval_question(q, str(path)))
             with Memory(
-                Path(tmp) / f"lme-{index}.db", embedder=emb, **_options(memory_options)
+                folder / f"lme-{index}.db", embedder=emb, **_options(memory_options)
             ) as mem:
                 count, seconds = _ingest(mem, conversations)
                 ingested, ingest_s = ingested + count, ingest_s + seconds
@@ -225,20 +283,13 @@ def run_longmemeval(
                 [[str(s.session_id) for s in h.sources] for h in hits],
                 [[str(s.metadata.get("turn")) for s in h.sources] for h in hits],
             )
-            if baselines:
-                docs = [
-                    Doc(
-                        turn=str(msg["metadata"]["turn"]),
-                        session=str(c.session_id),
-                        text=f"[{c.session_id}] {msg['role']}: {msg['content']}",
-                    )
-                    for c in conversations
-                    for msg in c.messages
-                ]
-                ranking = _bm25_only(docs, str(q["question"]))
+            rankings = _lme_baselines(conversations, str(q["question"]), emb, names) if base else {}
+            for name, ranking in rankings.items():
                 _lme_scores(
-                    bm25, q, [[docs[i].session] for i in ranking], [[docs[i].turn] for i in ranking]
+                    base[name], q, [[d.session] for d in ranking], [[d.turn] for d in ranking]
                 )
+            if trace:
+                trace(_lme_trace(q, hits, rankings))
             if progress:
                 progress(index + 1, len(questions))
     return _result(
@@ -246,12 +297,56 @@ def run_longmemeval(
         path,
         emb,
         ours,
-        {"bm25": bm25} if baselines else {},
+        base,
         latencies,
         ingested,
         ingest_s,
         {"questions": len(questions)},
     )
+
+
+def _lme_baselines(
+    conversations: list[importers.Conversation], query: str, emb: Embedder, names: list[str]
+) -> dict[str, list[Doc]]:
+    """Each baseline's ranked turns for one question's haystack."""
+    by_id = [_lme_doc(c, msg, f"[{c.session_id}]") for c in conversations for msg in c.messages]
+    rankings = {"bm25": [by_id[i] for i in _bm25_only(by_id, query)]}
+    if "hybrid" in names:
+        dated = [
+            _lme_doc(c, msg, f"[{parse_timestamp(msg['timestamp']):%Y/%m/%d}]")
+            for c in conversations
+            for msg in c.messages
+        ]
+        found = Baselines(dated, emb)
+        rankings["dense"] = [dated[i] for i in found.dense(query, SEARCH_LIMIT)]
+        rankings["hybrid"] = [dated[i] for i in found.hybrid(query, SEARCH_LIMIT)]
+    return rankings
+
+
+def _lme_doc(conv: importers.Conversation, msg: dict[str, Any], prefix: str) -> Doc:
+    return Doc(
+        turn=str(msg["metadata"]["turn"]),
+        session=str(conv.session_id),
+        text=f"{prefix} {msg['role']}: {msg['content']}",
+    )
+
+
+def _lme_trace(
+    q: dict[str, Any], hits: list[Hit], rankings: dict[str, list[Doc]]
+) -> dict[str, Any]:
+    return {
+        "question_id": str(q["question_id"]),
+        "question_type": str(q["question_type"]),
+        "question": str(q["question"]),
+        "question_date": str(q["question_date"]),
+        "answer_sessions": {
+            str(s): str(d)
+            for s, d in zip(q["haystack_session_ids"], q["haystack_dates"], strict=True)
+            if s in set(q["answer_session_ids"])
+        },
+        "engramdb": [_hit_trace(h, "session", "turn") for h in hits],
+        **{n: [[d.session, d.turn] for d in r] for n, r in rankings.items()},
+    }
 
 
 def _bm25_only(docs: list[Doc], query: str) -> list[int]:
@@ -290,6 +385,13 @@ def _lme_scores(
                 "t_recall_all@10",
                 float(evidence <= {t for turns in hit_turns[:10] for t in turns}),
             )
+    if str(q["question_type"]) in UPDATE_TYPES:
+        dates = {
+            str(s): parse_timestamp(d)
+            for s, d in zip(q["haystack_session_ids"], q["haystack_dates"], strict=True)
+            if str(s) in relevant
+        }
+        scores.add(str(q["question_type"]), "newest_first", m.newest_evidence_first(ranked, dates))
 
 
 def _result(

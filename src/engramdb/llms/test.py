@@ -23,7 +23,7 @@ Handler = Callable[[list[Message]], str]
 #: A numbered message of the extraction prompt: ``[n] YYYY-MM-DD Weekday | Maya (user): text``.
 MESSAGE_LINE = re.compile(
     r"^\[(?P<n>\d+)\] (?P<date>\d{4}-\d{2}-\d{2}) \w+ \| (?P<speaker>.+?)"
-    r"(?: \((?P<role>\w+)\))?: (?P<text>.*)$",
+    r"(?: \((?P<role>\w+)\))?: (?P<text>.*?)(?: \[dates: [^\]]*\])?$",
     re.MULTILINE,
 )
 TEXT_REPLY = "OK."

@@ -45,8 +45,9 @@ _SNAKE = re.compile(r"[^a-z0-9]+")
 _VOCABULARY = ", ".join(sorted(SINGLE_VALUED | PROFILE_ATTRIBUTES | set(EXTRA_ATTRIBUTES)))
 
 SYSTEM_PROMPT = f"""You turn a conversation into long-term memories about the people in it.
-Read the numbered messages. Extract each durable fact, preference, plan, event and relationship \
-that a user states about themselves or the people in their life. Messages not marked (user) are \
+Read the numbered messages. Extract every durable fact, preference, plan, event and \
+relationship that a user states about themselves or the people in their life: one memory per \
+fact, and a message often holds several. Messages not marked (user) are \
 context only: never extract what the assistant says.
 
 For each memory give:
@@ -58,9 +59,11 @@ date of the message that says it.
 - value: short ("Porto", "Acme Corp", "Ana").
 - kind: one of {", ".join(CLAIM_KINDS)}.
 - messages: the numbers of the messages it comes from.
-- valid_from: the date (YYYY-MM-DD) it became true when the text says or implies it, else null.
-- ends: true when it says a value stopped being true ("no longer", "stopped", "quit", \
-"moved out"); value is then the value that ended.
+- valid_from: the date (YYYY-MM-DD) it became true when the text says or implies it, else null. \
+Dates in [dates: ...] after a message are what its time words mean.
+- ends: false, unless the message says a value stopped being true ("no longer", "stopped", \
+"quit", "moved out"); value is then the value that ended (moving from A to B ends A and \
+starts B: two claims).
 - entities: the people, places, organizations, pets and things it names, each with a type \
 ({", ".join(ENTITY_TYPES)}) and its relation to the subject ("sister", "employer", "home") or null.
 
@@ -68,16 +71,19 @@ Skip greetings, small talk, questions and guesses. With nothing worth rememberin
 {{"claims": []}}.
 
 Example. Messages:
-[1] 2024-03-05 Tuesday | Sam (user): I quit my job at Initech yesterday. My brother Tom says \
-it was the right call.
+[1] 2024-03-05 Tuesday | Sam (user): I started at Initech yesterday! My brother Tom lives \
+in Oslo. [dates: "yesterday" = Monday 2024-03-04]
 Answer:
-{{"claims": [{{"subject": "Sam", "statement": "Sam quit his job at Initech on 4 March 2024.", \
-"attribute": "works_at", "value": "Initech", "kind": "event", "messages": [1], \
-"valid_from": "2024-03-04", "ends": true, "entities": [{{"name": "Initech", \
-"type": "organization", "relation": "former employer"}}]}}, {{"subject": "Sam", \
+{{"claims": [{{"subject": "Sam", "statement": "Sam started working at Initech on 4 March \
+2024.", "attribute": "works_at", "value": "Initech", "kind": "event", "messages": [1], \
+"valid_from": "2024-03-04", "ends": false, "entities": [{{"name": "Initech", \
+"type": "organization", "relation": "employer"}}]}}, {{"subject": "Sam", \
 "statement": "Sam has a brother named Tom.", "attribute": "brother", "value": "Tom", \
 "kind": "relationship", "messages": [1], "valid_from": null, "ends": false, "entities": \
-[{{"name": "Tom", "type": "person", "relation": "brother"}}]}}]}}
+[{{"name": "Tom", "type": "person", "relation": "brother"}}]}}, {{"subject": "Tom", \
+"statement": "Sam's brother Tom lives in Oslo.", "attribute": "lives_in", "value": "Oslo", \
+"kind": "fact", "messages": [1], "valid_from": null, "ends": false, "entities": [{{"name": \
+"Oslo", "type": "place", "relation": "home"}}]}}]}}
 
 Answer with one JSON object only."""
 
@@ -170,7 +176,27 @@ def message_line(number: int, row: Row, subject_for: SubjectFor) -> str:
     name = subject_for(row)
     speaker = f"{name} (user)" if name else _context_speaker(row)
     text = " ".join(row.text.split())
-    return f"[{number}] {day:%Y-%m-%d} {day:%A} | {speaker}: {text}"
+    return f"[{number}] {day:%Y-%m-%d} {day:%A} | {speaker}: {text}{date_notes(row)}"
+
+
+def date_notes(row: Row) -> str:
+    """The dates the rule-based resolver found in a message, as a hint for the model:
+    `` [dates: "yesterday" = Monday 2024-05-27]`` (small models resolve dates poorly)."""
+    notes = [_date_note(mention) for mention in row.time_mentions]
+    found = [note for note in notes if note]
+    return f" [dates: {'; '.join(found)}]" if found else ""
+
+
+def _date_note(mention: Mapping[str, Any]) -> str:
+    try:
+        start = datetime.fromisoformat(mention["start"])
+        last = datetime.fromisoformat(mention["end"]) - timedelta(days=1)
+    except (KeyError, TypeError, ValueError):
+        return ""
+    words = " ".join(str(mention.get("text", "")).split())
+    if mention.get("granularity") in ("day", "time") or last.date() <= start.date():
+        return f'"{words}" = {start:%A} {start:%Y-%m-%d}'
+    return f'"{words}" = {start:%Y-%m-%d} to {last:%Y-%m-%d}'
 
 
 def _context_speaker(row: Row) -> str:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from ..records import OPPOSITES, SINGLE_VALUED, Claim, EntityRef, Row
 from ..types import TimeMention
+from .rules import changes, dates, idioms
 from .rules import clauses as cl
-from .rules import dates
 from .rules.patterns import ENDS_EMPTY, PREDICATES, Predicate
 from .rules.special import Found, article, read, relationship
 
@@ -43,7 +43,9 @@ _TRIGGER = re.compile(
     r"tak|start|began|begun|go|went|do|does|did|practi|gave|give|stop|lov|like|enjoy|prefer|"
     r"dig|adore|fan|into|obsess|addict|hate|dislik|detest|loath|stand|despis|turned|am|i'?m|"
     r"is|are|was|were|been|my|call|will|gonna|going|plan|off|heading|flying|visit|travel|"
-    r"favou?rite|name|birthday|wedding)",
+    r"favou?rite|name|birthday|wedding|switch|chang|trad|swap|replac|instead|settl|sign|home|"
+    r"first|title|role|owner|team|employee|beat|gone|over|dump|split|together|fan|number|pack|"
+    r"lost|fell|fallen|hook|crazy|nuts)",
     re.I,
 )
 _PAST_VERB = re.compile(
@@ -132,7 +134,8 @@ def _row_claims(row: Row, speaker: str) -> list[Claim]:
     claims: list[Claim] = []
     for clause in cl.clauses(cl.normalise(row.text)):
         mention = dates.in_clause(turn.mentions, clause)
-        claims.extend(_special(found, mention, turn) for found in read(clause, speaker))
+        found = [*read(clause, speaker), *idioms.read(clause, speaker)]
+        claims.extend(_special(f, mention, turn) for f in found)
         for subject, rest in cl.subjects(clause, speaker):
             claims.extend(_subject_claims(subject, rest, mention, turn))
     return _unique(claims)
@@ -163,8 +166,23 @@ def _special(found: Found, mention: TimeMention | None, turn: _Turn) -> Claim:
     if found.dated:
         text = f"{found.text} is coming up"
         return turn.claim(found.subject, "plan", found.value, text, "plan")
+    if found.start and mention is not None:
+        return _started(found, mention, turn, entities)
     return turn.claim(found.subject, found.attribute, found.value, found.text, found.kind,
                       ends=found.ends, entities=entities)  # fmt: skip
+
+
+def _started(
+    found: Found, mention: TimeMention, turn: _Turn, entities: tuple[EntityRef, ...]
+) -> Claim:
+    """ "today was my first day at Globex": true since that day; "... is tomorrow": a plan."""
+    start = mention.start.timestamp()
+    if start > turn.row.occurred_at:
+        plan = found.plan or found.text
+        return _plan_claim(cl.Subject(found.subject, True), plan, mention, turn, entities)
+    text = f"{found.text} ({dates.since(mention)})"
+    return turn.claim(found.subject, found.attribute, found.value, text, found.kind,
+                      valid_from=start, ends=found.ends, entities=entities)  # fmt: skip
 
 
 def _plan_start(mention: TimeMention, turn: _Turn) -> float:
@@ -174,16 +192,95 @@ def _plan_start(mention: TimeMention, turn: _Turn) -> float:
 def _subject_claims(
     subject: cl.Subject, rest: str, mention: TimeMention | None, turn: _Turn
 ) -> list[Claim]:
+    """The claims of one subject's predicate and of those "and" joins to it ("I left Northwind
+    and joined Globex"); a "left X" that alone says nothing ends what a joined one starts."""
     mood, predicate = cl.mood(rest)
     if mood.skip:
         return []
+    first, *others = cl.conjuncts(predicate)
+    said = [(first, _table(subject, mood, first, mention, turn))]
+    for text in others:
+        joined = cl.conjunct_mood(mood, text)
+        if joined is not None:
+            said.append((joined[1], _table(subject, joined[0], joined[1], mention, turn)))
+    claims = [c for _, found in said for c in found or ()]
+    if said[0][1] is None:
+        claims = _generic(subject, mood, predicate, mention, turn) + claims
+    return claims + _left(subject, said, claims, mention, turn)
+
+
+def _table(
+    subject: cl.Subject, mood: cl.Mood, predicate: str, mention: TimeMention | None, turn: _Turn
+) -> list[Claim] | None:
+    """The claims of the first rule that fits a predicate; None when none does."""
+    found = changes.switch(predicate)
+    if found is not None:
+        return _switch(found, subject, mood, mention, turn)
     for p in PREDICATES:
+        # The cheap test first: a rule for "I'm ..." cannot fit "I ...", nor the reverse.
+        if p.be is not None and p.be != mood.be:
+            continue
         m = p.pattern.match(predicate)
         if m is not None:
             claims = _apply(p, m, subject, mood, predicate, mention, turn)
             if claims is not None:
-                return claims
-    return _generic(subject, mood, predicate, mention, turn)
+                said = _Said(p, subject, "", mention, turn)
+                return claims + _instead(p, claims, predicate, said)
+    return None
+
+
+def _switch(
+    found: changes.Switch,
+    subject: cl.Subject,
+    mood: cl.Mood,
+    mention: TimeMention | None,
+    turn: _Turn,
+) -> list[Claim]:
+    """ "I switched from keto to vegan": the new value holds, the old one ends."""
+    said = _Said(found.p, subject, found.new, mention, turn)
+    if mood.future or (found.planned and not mood.past):
+        return _plan(said)
+    if mood.negated or mood.past:
+        return []
+    claims = _holds(said)
+    if found.old:
+        claims.append(_ends(_Said(found.p, subject, found.old, mention, turn), found.p.attribute))
+    return claims
+
+
+def _instead(p: Predicate, claims: list[Claim], predicate: str, said: _Said) -> list[Claim]:
+    """ "I drive a Civic instead of the Corolla now": the Corolla ends."""
+    new = next((c for c in claims if not c.ends and c.attribute == p.attribute), None)
+    old = changes.instead(predicate, p.attribute) if new is not None else None
+    if new is None or not old or old.lower() == new.value.lower():
+        return []
+    base = changes.BASE[p.attribute]
+    return [_ends(_Said(base, said.subject, old, said.mention, said.turn), p.attribute)]
+
+
+def _left(
+    subject: cl.Subject,
+    said: list[tuple[str, list[Claim] | None]],
+    claims: list[Claim],
+    mention: TimeMention | None,
+    turn: _Turn,
+) -> list[Claim]:
+    """ "I left Northwind and joined Globex": a "left X" no rule read ends the value of the
+    attribute another joined predicate starts, when X is a value of that kind."""
+    started = [c.attribute for c in claims if not c.ends and c.attribute in changes.SWITCHABLE]
+    ended = {c.attribute for c in claims if c.ends}
+    out: list[Claim] = []
+    for text, found in said:
+        if found:
+            continue
+        for attribute in started:
+            old = None if attribute in ended else changes.left(text, attribute)
+            if old:
+                base = changes.BASE[attribute]
+                out.append(_ends(_Said(base, subject, old, mention, turn), attribute))
+                ended.add(attribute)
+                break
+    return out
 
 
 @dataclass(frozen=True)
@@ -236,8 +333,6 @@ def _apply(
 ) -> list[Claim] | None:
     """The claims of one matching rule; None when the rule does not fit after all (the next
     rule is tried); [] when it fits but states nothing (a negated "from")."""
-    if (p.be is True and not mood.be) or (p.be is False and mood.be):
-        return None
     if p.needs_negation != mood.negated and (p.needs_negation or p.negation == "state"):
         return None
     value = _value(p, m)
@@ -274,7 +369,7 @@ def _with_texts(p: Predicate, texts: tuple[str, str, str]) -> Predicate:
 def _decide(said: _Said, m: re.Match[str], mood: cl.Mood, predicate: str) -> list[Claim]:
     p = said.p
     progressive = m.groupdict().get("ing") is not None and p.change == "start"
-    if mood.future or (progressive and not mood.past):
+    if mood.future or (progressive and not mood.past) or _ahead(said):
         return _plan(said)
     if mood.negated and not p.needs_negation:
         return _negated(said, predicate)
@@ -288,6 +383,17 @@ def _decide(said: _Said, m: re.Match[str], mood: cl.Mood, predicate: str) -> lis
     ):
         return _past(said, mood.past, predicate)
     return _holds(said)
+
+
+def _ahead(said: _Said) -> bool:
+    """ "I start at Hooli next week": a change dated to come is a plan, when one can be worded."""
+    mention = said.mention
+    return (
+        said.p.change == "start"
+        and said.p.plan is not None
+        and mention is not None
+        and mention.start.timestamp() > said.turn.row.occurred_at
+    )
 
 
 def _holds(said: _Said) -> list[Claim]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,11 +97,12 @@ class Ingest:
         actor: str,
         *,
         rederive: bool = False,
-    ) -> None:
+    ) -> list[str]:
         """Apply ``change`` to a record inside one transaction (it returns whether the text
         changed; keys are rebuilt from the row's own key), re-keying the next turn with it:
         concurrent corrections never undo each other. The facts that rested on a corrected
-        message alone are purged, and (``rederive``) its extraction queued again.
+        message are purged, and (``rederive``) the extraction of it and of those facts' other
+        sources queued again; returns the ids queued.
 
         Raises:
             MemoryNotFound: no such record (or it was deleted meanwhile).
@@ -116,48 +117,71 @@ class Ingest:
             if row.kind == "message":
                 row.keys = with_previous(row.keys.own, before)
             tx.update(row, actor)
-            stale = []
+            stale: list[str] = []
+            again: list[str] = []
             if text_changed:
                 tx.stale(tenant, [row.id])
                 stale.append(row.id)
                 if row.kind == "message":  # its facts said what it no longer says
-                    self._purge_with_derived(tx, tenant, [row.id], actor, keep=True)
-                    if rederive:
-                        tx.requeue(tenant, [row.id], "extract")
+                    again = self._purge_with_derived(
+                        tx, tenant, [row.id], actor, keep=True, rederive=rederive
+                    )
                 if after is not None:
                     tx.set_keys(tenant, after.id, with_previous(after.keys.own, row))
                     stale.append(after.id)
         if stale:
             self.embed(tenant, stale)
+        return again
 
-    def delete(self, tenant: str, memory_id: str, actor: str) -> None:
-        """Purge a record, the facts that rested on it alone, and re-key the turn after it, in
-        one transaction; the timelines those facts were on are recomputed (a fact they had
-        superseded is current again)."""
+    def delete(
+        self, tenant: str, memory_id: str, actor: str, *, rederive: bool = False
+    ) -> list[str]:
+        """Purge a record and the facts derived from it, and re-key the turn after it, in one
+        transaction; the timelines those facts were on are recomputed (a fact they had
+        superseded is current again). Returns the messages whose extraction was queued again
+        (``rederive``: the other sources of the purged facts)."""
         with self.store.transaction() as tx:
             before, after = tx.neighbours(tenant, memory_id)
             if not tx.get(tenant, [memory_id]):
                 raise MemoryNotFound(memory_id)
-            self._purge_with_derived(tx, tenant, [memory_id], actor)
+            again = self._purge_with_derived(tx, tenant, [memory_id], actor, rederive=rederive)
             if after is not None:
                 tx.set_keys(tenant, after.id, with_previous(after.keys.own, before))
         if after is not None:
             self.embed(tenant, [after.id])
+        return again
 
     @staticmethod
     def _purge_with_derived(
-        tx: Transaction, tenant: str, ids: Sequence[str], actor: str, *, keep: bool = False
-    ) -> None:
-        """Delete records (unless ``keep``: a correction) with every fact derived from them
-        alone, and recompute the timelines of the facts that went."""
-        orphans = [d for d, others in tx.derived(tenant, ids) if others == 0]
-        doomed = orphans if keep else [*ids, *orphans]
-        facts = [r for r in tx.get(tenant, doomed) if r.fact is not None]
-        tx.delete(tenant, doomed, actor)
+        tx: Transaction,
+        tenant: str,
+        ids: Sequence[str],
+        actor: str,
+        *,
+        keep: bool = False,
+        rederive: bool = False,
+    ) -> list[str]:
+        """Delete records (unless ``keep``: a correction) with every fact derived from them,
+        even in part: a fact's text and start may come from any of its sources, so nothing of
+        it may outlive one. Their timelines are recomputed (a fact they had superseded is
+        current again), and with ``rederive`` the extraction of their other sources (and of a
+        corrected record) is queued again; returns those records' ids."""
+        derived = [d for d, _ in tx.derived(tenant, ids)]
+        facts = [r for r in tx.get(tenant, derived) if r.fact is not None]
+        gone = set(ids)
+        others = sorted({s for f in facts for s in f.source_ids} - gone)
+        tx.delete(tenant, derived if keep else [*ids, *derived], actor)
+        if keep:
+            tx.unmention(tenant, ids)
         now = time.time()
         for row in facts:
             assert row.fact is not None
             relink(tx, row.scope, row.fact, now, actor, Decisions())
+        if not rederive:
+            return []
+        again = [*others, *(ids if keep else [])]
+        tx.requeue(tenant, again, "extract")
+        return again
 
     def delete_scope(self, scope: Scope, actor: str) -> int:
         with self.store.transaction() as tx:
@@ -177,6 +201,15 @@ class Ingest:
         for tenant, ids in by_tenant.items():
             self.embed(tenant, ids)
         return len(new)
+
+    def link_sources(self, tenant: str, sources: Mapping[str, Sequence[str]]) -> None:
+        """Link imported records to their sources once all are stored (already linked ones are
+        left as they are; no history: the import recorded their creation)."""
+        if not sources:
+            return
+        with self.store.transaction() as tx:
+            for memory_id, source_ids in sources.items():
+                tx.add_sources(tenant, memory_id, source_ids, "import", history=False)
 
     # -- derived work --------------------------------------------------------------------------
 

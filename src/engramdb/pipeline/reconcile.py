@@ -19,6 +19,8 @@ and :func:`relink` recomputes its line, which may restore the fact it had supers
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +32,8 @@ from ..types import Scope
 
 #: How many facts of one line a claim is compared with (newest first).
 CANDIDATES = 50
+#: A start date a statement carried ("Maya lives in Porto (since 28 May 2024)").
+_SINCE = re.compile(r" \(since [^)]*\)$")
 
 
 @dataclass
@@ -80,6 +84,8 @@ def reconcile(
     if claim.ends and claim.single and (prev is None or not _same_value(prev, claim.value)):
         out.ignored += 1  # "no longer in Lisbon" while Lisbon was not in effect: nothing ends
         return None
+    if prev is not None and claim.valid_to is None:
+        _split(tx, scope, prev, claim.valid_from, actor, out)
     row = fact_row(scope, claim, tz_offset=tz_offset, now=now)
     tx.insert([row], actor)
     out.added.append(row.id)
@@ -148,6 +154,50 @@ def _line(
     return tx.facts_about(scope, subject, attributes, None if single else value, CANDIDATES)
 
 
+def _split(tx: Transaction, scope: Scope, row: Row, at: float, actor: str, out: Decisions) -> None:
+    """A statement is about to be placed inside the span of ``row``: the sources of ``row`` said
+    after ``at`` (a repeat heard of before an earlier one, "I moved back to Lisbon" merged with
+    "I live in Lisbon") become a fact of their own, from the first of them, so that the new
+    statement can end one and be ended by the other."""
+    sources = tx.get(scope.tenant, row.source_ids)
+    after = sorted((s for s in sources if s.occurred_at > at), key=lambda s: s.occurred_at)
+    if not after or len(after) == len(sources):
+        return
+    start = after[0].occurred_at
+    fact = replace(_fact(row), valid_from=start, valid_to=None, expired_at=None,
+                   superseded_by=None)  # fmt: skip
+    twin = replace(
+        row, id=str(uuid.uuid4()), text=_SINCE.sub("", row.text), occurred_at=start,
+        recorded_at=time.time(), updated_at=time.time(), keys=Keys(own=_SINCE.sub("", row.text)),
+        source_ids=[s.id for s in after], fact=fact, dedupe_key=None,
+    )  # fmt: skip
+    tx.insert([twin], actor)
+    tx.remove_sources(scope.tenant, row.id, [s.id for s in after], actor)
+    row.source_ids = [i for i in row.source_ids if i not in set(twin.source_ids)]
+    out.added.append(twin.id)
+
+
+def _merge_repeats(tx: Transaction, timeline: list[Row], actor: str) -> list[Row]:
+    """Two facts of a line that say the same, with nothing between them that contradicts it
+    (what is left when the fact that separated them was deleted), become one: the earlier keeps
+    both's sources and the later goes."""
+    kept: list[Row] = []
+    last: Row | None = None
+    for row in timeline:
+        fact = _fact(row)
+        if fact.stated_to is not None:
+            kept.append(row)
+            continue
+        if last is not None and _same_statement(_fact(last), fact):
+            tx.add_sources(row.scope.tenant, last.id, row.source_ids, actor)
+            last.source_ids = [*last.source_ids, *row.source_ids]
+            tx.delete(row.scope.tenant, [row.id], actor)
+            continue
+        kept.append(row)
+        last = row
+    return kept
+
+
 def _rechain(
     tx: Transaction, scope: Scope, claim: Claim, now: float, actor: str, out: Decisions
 ) -> None:
@@ -155,6 +205,7 @@ def _rechain(
     timeline = sorted(
         _line(tx, scope, claim.subject, claim.attribute, claim.value, claim.single), key=_order
     )
+    timeline = _merge_repeats(tx, timeline, actor)
     for row in timeline:
         fact = _fact(row)
         ender, at = _ender(timeline, row)

@@ -79,6 +79,24 @@ _AUX = re.compile(
     r")\b(?!')",
     re.I,
 )
+# "and" (or "then") before a lower-case word that starts no new subject joins a second predicate
+# to the same subject: "I left Northwind and joined Globex". A capital ("Bosnia and Herzegovina")
+# or a pronoun ("and she works at ...") is no such join.
+_CONJUNCT = re.compile(
+    r"\s*,?\s+(?:and(?:\s+then)?|then|&)\s+(?=(?-i:[a-z]))"
+    r"(?!(?:i|we|he|she|it|they|you|my|his|her|their|our|its|this|that|there|who|which|what|"
+    r"how|when|where|why|if)\b)",
+    re.I,
+)
+# A diary-style clause without "I" ("Just moved to Lyon!", "got a dog from the shelter"): only
+# a past-tense change verb at the very start is read as the speaker's.
+_DIARY = re.compile(
+    r"^\s*(?:(?:so|and|well|ok|okay|oh|yeah|also|update|news|big\s+news)\s*[,:!]?\s+)*"
+    r"(?=(?:(?:just|finally|officially|recently|also)\s+)*(?:moved|relocated|joined|quit|left|"
+    r"started|got|bought|sold|adopted|rescued|switched|went|took|retired|graduated|signed|"
+    r"settled|traded|broke|landed|brought|swapped)\b)",
+    re.I,
+)
 _ENDED = re.compile(r"\b(?:anymore|any\s+more|no\s+more)\b", re.I)
 _PAST_BE = re.compile(r"^(?:was|were)$", re.I)
 
@@ -122,6 +140,9 @@ def clauses(text: str) -> Iterator[str]:
 
 def subjects(clause: str, speaker: str) -> Iterator[tuple[Subject, str]]:
     """Each subject of a clause that starts a statement, with the words after it."""
+    diary = _DIARY.match(clause)
+    if diary is not None:
+        yield Subject(speaker, first_person=True), clause[diary.end() :]
     for m in _SUBJECT.finditer(clause):
         if not stated(clause, m.start()):
             continue
@@ -152,6 +173,38 @@ def _subject(m: re.Match[str], speaker: str) -> Subject | None:
 
 def mood(rest: str) -> tuple[Mood, str]:
     """The mood of the auxiliaries at the start of ``rest``, and the predicate after them."""
+    flags, predicate = _auxiliaries(rest)
+    return _mood(flags, rest, predicate), predicate
+
+
+def conjuncts(predicate: str) -> list[str]:
+    """A predicate split where "and"/"then" joins another to the same subject."""
+    return _CONJUNCT.split(predicate)
+
+
+def conjunct_mood(first: Mood, rest: str) -> tuple[Mood, str] | None:
+    """The mood of a predicate joined to an earlier one: its own auxiliaries if it has any
+    ("... and don't eat meat"), else the earlier one's ("I'm going to quit and move to Lyon":
+    both planned). None when it states nothing: after a hypothetical, or after a negation whose
+    reach is unclear ("I don't smoke and drink")."""
+    flags, predicate = _auxiliaries(rest)
+    own = _mood(flags, rest, predicate)
+    if set(flags) - {"adv", "now"}:
+        return own, predicate
+    if first.skip or first.negated:
+        return None
+    inherited = Mood(
+        negated=own.negated,
+        past=first.past and "now" not in flags,
+        future=first.future,
+        be=first.be,
+        was=first.was,
+        perfect=first.perfect,
+    )
+    return inherited, predicate
+
+
+def _auxiliaries(rest: str) -> tuple[dict[str, bool], str]:
     flags: dict[str, bool] = {}
     pos = 0
     while (m := _AUX.match(rest, pos)) is not None and m.end() > pos:
@@ -159,20 +212,22 @@ def mood(rest: str) -> tuple[Mood, str]:
         flags[group] = True
         if group == "be" and _PAST_BE.match(m[group]):
             flags["was"] = True
+        if group == "adv" and m[group].lower() == "now":
+            flags["now"] = True
         pos = m.end()
-    predicate = rest[pos:].lstrip()
+    return flags, rest[pos:].lstrip()
+
+
+def _mood(flags: dict[str, bool], rest: str, predicate: str) -> Mood:
     negated = flags.get("neg", False) or (bool(_ENDED.search(predicate)) and "not" in rest)
-    return (
-        Mood(
-            negated=negated,
-            past=flags.get("used", False),
-            future=flags.get("fut", False),
-            be=flags.get("be", False),
-            was=flags.get("was", False),
-            perfect=flags.get("perf", False),
-            skip=flags.get("hyp", False) or flags.get("pneg", False),
-        ),
-        predicate,
+    return Mood(
+        negated=negated,
+        past=flags.get("used", False),
+        future=flags.get("fut", False),
+        be=flags.get("be", False),
+        was=flags.get("was", False),
+        perfect=flags.get("perf", False),
+        skip=flags.get("hyp", False) or flags.get("pneg", False),
     )
 
 

@@ -144,7 +144,9 @@ NOT_NAMES = _words(
     wow sure great good nice cool sorry after before since while because although though
     january february march april may june july august september october november december
     monday tuesday wednesday thursday friday saturday sunday christmas easter sometimes
-    often usually always never still even only both all some many most one two three"""
+    often usually always never still even only both all some many most one two three
+    moved relocated joined quit left started got bought sold adopted rescued switched went
+    took retired graduated signed settled traded broke landed brought swapped"""
 )
 
 #: Values that are pronouns or fillers, never the thing a statement is about.

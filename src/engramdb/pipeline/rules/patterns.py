@@ -118,6 +118,12 @@ _PETS = "|".join(sorted(lex.PETS, key=len, reverse=True))
 _COUNT = r"(?:(?:a|an|one|two|three|four|\d+|new|little|baby|rescue|second)\s+)*"
 _JOB_OWNER = r"(?:my|his|her|their|the|our)\s+(?:old\s+|current\s+|day\s+)?(?:job|position|role)"
 _NAMED = rf"(?P<v>{NAME})(?!\w)"
+_SPORTS = "|".join(sorted(lex.ACTIVITIES | {"varsity", "school", "college", "debate", "sports",
+                                           "track", "swim", "relay", "chess"}))  # fmt: skip
+_PLACE = r"(?:flat|apartment|place|house|home|condo|studio|room|cottage|townhouse)"
+_HOME_IN = (
+    r"\s+(?:on|for)\s+(?:a|an|the|our|my)?\s*(?:new\s+)?(?:[\w-]+\s+)?" + _PLACE + r"\s+in" + _V
+)
 _MOVE = _verb(
     "move", "moves", "relocate", "relocates", past="moved|relocated", ing="moving|relocating"
 )
@@ -149,6 +155,46 @@ PREDICATES: tuple[Predicate, ...] = (
         entity="place",
         relation="home",
         plan="move to {v}",
+    ),
+    _p(
+        r"(?:settled|settling)\s+(?:down\s+)?in\s+(?P<v>(?-i:[A-Z]).+)",
+        "lives_in",
+        val.proper,
+        change="start",
+        entity="place",
+        relation="home",
+    ),
+    _p(
+        r"(?:signed|(?P<ing>signing))\s+(?:a|the|our|my)\s+(?:new\s+)?(?:lease|rental\s+agreement)"
+        + _HOME_IN,
+        "lives_in",
+        val.proper,
+        change="start",
+        entity="place",
+        relation="home",
+        plan="move to {v}",
+    ),
+    _p(
+        r"(?:moved|(?P<ing>moving))\s+into\s+(?:a|an|the|our|my)\s+(?:new\s+)?(?:[\w-]+\s+)?"
+        + _PLACE
+        + r"\s+in"
+        + _V,
+        "lives_in",
+        val.proper,
+        change="start",
+        entity="place",
+        relation="home",
+        plan="move to {v}",
+    ),
+    _p(
+        r"in\s+(?P<v>(?-i:[A-Z])[^,]*?)\s+(?:now|these\s+days|nowadays|for\s+good|permanently)"
+        r"\s*$",
+        "lives_in",
+        val.proper,
+        be=True,
+        entity="place",
+        relation="home",
+        negation="drop",
     ),
     _p(
         r"based\s+(?:in|out\s+of)" + _V,
@@ -225,6 +271,44 @@ PREDICATES: tuple[Predicate, ...] = (
         entity="organization",
         relation="employer",
         plan="start working at {v}",
+    ),
+    _p(
+        _verb("start", "starts", "begin", past="started|began", ing="starting")
+        + r"\s+(?:at|with)\s+(?P<v>(?-i:[A-Z]).+)",
+        "works_at",
+        val.organisation,
+        change="start",
+        entity="organization",
+        relation="employer",
+        plan="start at {v}",
+    ),
+    _p(
+        r"at\s+(?P<v>(?-i:[A-Z]).+?)\s+(?:for\s+(?:over\s+|almost\s+|nearly\s+|about\s+)?"
+        r"(?:\w+|a|a\s+few)\s+(?:years?|months?|decades?)|since)\b",
+        "works_at",
+        val.organisation,
+        be=True,
+        entity="organization",
+        relation="employer",
+        negation="drop",
+    ),
+    _p(
+        r"(?:(?:work|works|worked|working)\s+)?(?:on|in|part\s+of)\s+(?:the|a|an)\s+"
+        rf"(?!(?:[\w&-]+\s+){{0,3}}?(?:{_SPORTS})\b)(?:[\w&-]+\s+){{0,3}}?"
+        r"(?:team|department|dept)\s+(?:at|for|with|of)\s+(?P<v>(?-i:[A-Z]).+)",
+        "works_at",
+        val.organisation,
+        entity="organization",
+        relation="employer",
+    ),
+    _p(
+        r"(?:a|an)\s+(?P<v>(?-i:[A-Z])[\w&.-]*(?:\s+(?-i:[A-Z])[\w&.-]*)?)\s+"
+        r"(?:employee|staffer|staff\s+member|intern|contractor)\b",
+        "works_at",
+        val.organisation,
+        be=True,
+        entity="organization",
+        relation="employer",
     ),
     _p(
         _verb("join", "joins", past="joined", ing="joining") + r"\s+(?P<v>(?-i:[A-Z]).+)",
@@ -319,11 +403,12 @@ PREDICATES: tuple[Predicate, ...] = (
     ),
     # -- relationship status
     _p(
-        r"(?:got\s+|getting\s+)?(?P<v>married|engaged|divorced|single|widowed|separated)"
+        r"(?:got\s+|(?P<ing>getting)\s+)?(?P<v>married|engaged|divorced|single|widowed|separated)"
         rf"(?:\s+to\s+(?P<p>{NAME}))?\b",
         "relationship_status",
         val.head,
         change="start",
+        plan="get {v}",
     ),
     _p(
         r"(?:broke|broken|breaking)\s+up(?:\s+with\s+" + _NAMED + ")?",
@@ -344,6 +429,25 @@ PREDICATES: tuple[Predicate, ...] = (
         relation="partner",
         kind="relationship",
         texts=("{v} is {s}'s partner", "{v} is no longer {s}'s partner", "{v} was {s}'s partner"),
+    ),
+    _p(
+        r"(?:started|starting|began)\s+(?:dating|seeing|going\s+out\s+with)\s+" + _NAMED,
+        "partner",
+        val.name,
+        change="start",
+        entity="person",
+        relation="partner",
+        kind="relationship",
+        texts=("{v} is {s}'s partner", "{v} is no longer {s}'s partner", "{v} was {s}'s partner"),
+    ),
+    _p(
+        r"(?:dumped|split\s+(?:up\s+)?(?:with|from)|separated\s+from)\s+" + _NAMED,
+        "partner",
+        val.name,
+        change="end",
+        entity="person",
+        relation="partner",
+        negation="drop",
     ),
     # -- possessions
     _p(
@@ -381,7 +485,17 @@ PREDICATES: tuple[Predicate, ...] = (
         entity="thing",
     ),
     _p(
-        r"(?:sold|got\s+rid\s+of)\s+(?:my|our)\s+(?:old\s+)?car\b",
+        r"(?:sold|got\s+rid\s+of|traded\s+in|scrapped|totall?ed|wrecked)\s+(?:my|our|the)\s+"
+        r"(?:old\s+)?(?P<v>.+)",
+        "car",
+        val.car,
+        change="end",
+        entity="thing",
+        relation="car",
+    ),
+    _p(
+        r"(?:sold|got\s+rid\s+of|traded\s+in|scrapped|totall?ed|wrecked)\s+(?:my|our)\s+"
+        r"(?:old\s+)?car\b",
         "car",
         val.head,
         change="end",
@@ -389,13 +503,24 @@ PREDICATES: tuple[Predicate, ...] = (
     ),
     # -- pets
     _p(
-        r"(?:have|has|got|adopted|adopt|rescued|own)\s+" + _COUNT + rf"(?P<k>{_PETS})s?\b"
+        r"(?:have|has|got|adopted|adopt|rescued|own|fostered|(?:brought|took)\s+home)\s+"
+        + _COUNT
+        + rf"(?P<k>{_PETS})s?\b"
         rf"(?:,?\s+(?:named|called)\s+{_NAMED})?",
         "pet",
         val.name,
         change="start",
         entity="pet",
         value_optional=True,
+    ),
+    _p(
+        r"(?:a|an)\s+(?:proud\s+|new\s+|first[- ]time\s+|happy\s+)?" + rf"(?P<k>{_PETS})\s+"
+        r"(?:owner|mom|mum|dad|parent)\b",
+        "pet",
+        val.name,
+        be=True,
+        value_optional=True,
+        negation="drop",
     ),
     # -- diet
     _p(
@@ -543,6 +668,41 @@ PREDICATES: tuple[Predicate, ...] = (
         kind="preference",
         be=True,
         negation="opposite",
+    ),
+    _p(
+        r"(?:a|an)\s+(?:big\s+|huge\s+|massive\s+|die-?hard\s+|total\s+|real\s+)?"
+        r"(?!(?:big|huge|massive|total|real|die-?hard)\s)(?P<v>[\w'-]+(?:\s+[\w'-]+)?)\s+"
+        r"(?:fan|addict|fanatic|junkie|buff|nerd|geek)\b",
+        "likes",
+        val.liked,
+        kind="preference",
+        be=True,
+        negation="opposite",
+    ),
+    _p(
+        r"(?:(?:hooked\s+on|crazy\s+about|mad\s+about|nuts\s+about))" + _V,
+        "likes",
+        val.liked,
+        kind="preference",
+        be=True,
+        negation="opposite",
+    ),
+    _p(
+        r"(?:gone|went|go|going)\s+off\s+(?!(?:to|on|with|at|for|into|the\s+(?:deep|rails|grid))\b)"
+        + r"(?P<v>.+)",
+        "likes",
+        val.liked,
+        kind="preference",
+        change="end",
+        negation="drop",
+    ),
+    _p(
+        r"(?:(?:fallen|fell)\s+out\s+of\s+love\s+with|lost\s+(?:all\s+)?interest\s+in)" + _V,
+        "likes",
+        val.liked,
+        kind="preference",
+        change="end",
+        negation="drop",
     ),
     _p(
         r"(?:love|loves|adore|adores|like|likes|enjoy|enjoys|prefer|prefers|dig)\b" + _V,

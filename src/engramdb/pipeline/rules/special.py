@@ -20,20 +20,22 @@ _PETS = "|".join(sorted(lex.PETS, key=len, reverse=True))
 _MONTHS = [m.lower() for m in calendar.month_name[1:]]
 _MONTH_RE = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 
+# "favourite", or a word that says the same of one thing in a category ("my number one band").
+_TOP = r"(?:favou?rite|number\s+one|no\.?\s*1|#1|go-to|all[- ]time\s+favou?rite)"
 _FAVOURITE = re.compile(
     rf"\b(?P<who>my|{NAME}'s)\s+(?:all[- ]time\s+|absolute\s+|current\s+|new\s+)?"
-    r"favou?rite\s+(?P<cat>[a-z]+(?:\s+[a-z]+)?)\s+(?:is|are|was|has\s+to\s+be|would\s+be|"
+    rf"{_TOP}\s+(?P<cat>[a-z]+(?:\s+[a-z]+)?)\s+(?:is|are|was|has\s+to\s+be|would\s+be|"
     r"=|:|right\s+now\s+is)\s+(?P<v>.+)",
     re.I,
 )
 _FAVOURITE_AFTER = re.compile(
     r"^\s*(?P<v>[^,]+?)\s+(?:is|are)\s+(?:definitely\s+|probably\s+|still\s+|totally\s+)?"
-    r"my\s+(?:all[- ]time\s+|absolute\s+|new\s+)?favou?rite\s+(?P<cat>[a-z]+(?:\s+[a-z]+)?)\s*$",
+    rf"my\s+(?:all[- ]time\s+|absolute\s+|new\s+)?{_TOP}\s+(?P<cat>[a-z]+(?:\s+[a-z]+)?)\s*$",
     re.I,
 )
 _IS_MY = re.compile(
-    rf"^(?P<v>{NAME})\s+(?:is|was)\s+my\s+(?:(?:older|younger|little|big|best|oldest|"
-    rf"youngest|twin|good|close)\s+)?(?P<rel>{_REL})\b",
+    rf"^(?P<v>{NAME})\s+(?:is|was)\s+(?:now\s+|officially\s+)?my\s+(?:(?:older|younger|little|"
+    rf"big|best|oldest|youngest|twin|good|close|new|current)\s+)?(?P<rel>{_REL})\b",
     re.I,
 )
 _HAVE_NAMED = re.compile(
@@ -42,7 +44,7 @@ _HAVE_NAMED = re.compile(
     re.I,
 )
 _MY_PET = re.compile(
-    rf"\bmy\s+(?:(?:\w+)\s+)?(?P<k>{_PETS})\s*,?\s+(?P<v>{NAME})(?!\w)"
+    rf"\b(?:my|our)\s+(?:(?:\w+)\s+)?(?P<k>{_PETS})\s*,?\s+(?P<v>{NAME})(?!\w)"
     r"(?P<died>,?\s+(?:died|passed\s+away|passed|was\s+put\s+down|ran\s+away))?",
     re.I,
 )
@@ -85,6 +87,10 @@ class Found:
     entity: tuple[str, str, str | None] | None = None  # (name, type, relation)
     ends: bool = False
     dated: bool = False  # the claim is about the date the clause gives ("my wedding is on")
+    #: The date the clause gives is when it became true ("today was my first day at Globex");
+    #: a date to come makes it the ``plan``.
+    start: bool = False
+    plan: str | None = None
 
 
 def read(clause: str, speaker: str) -> Iterator[Found]:

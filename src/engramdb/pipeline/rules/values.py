@@ -137,7 +137,7 @@ def diet(tail: str) -> str | None:
     value = phrase(tail)
     if value is None:
         return None
-    word = value.lower().replace(" ", "-")
+    word = re.sub(r"\s+diet$", "", value.lower()).replace(" ", "-")
     return word if word in lex.DIETS else None
 
 
