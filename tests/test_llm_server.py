@@ -108,7 +108,8 @@ def _rows() -> list[Row]:
 
 
 def test_a_real_model_extracts_sourced_dated_claims(server_url: str) -> None:
-    llm = OpenAILLM("qwen", base_url=server_url, api_key="", timeout=600.0, max_retries=2)
+    # Idle, a call takes ~30 s; on a machine busy with other work it took over 10 minutes.
+    llm = OpenAILLM("qwen", base_url=server_url, api_key="", timeout=1800.0, max_retries=2)
     rows = _rows()
     users = {row.id for row in rows if row.role == "user"}
     started = time.perf_counter()
@@ -117,7 +118,8 @@ def test_a_real_model_extracts_sourced_dated_claims(server_url: str) -> None:
     report = llm.usage.as_dict()
     print(f"\n{len(claims)} claims in {seconds:.1f} s; usage {report}")
     for claim in claims:
-        print(f"  {claim.attribute}={claim.value!r} ends={claim.ends} :: {claim.text}")
+        since = datetime.fromtimestamp(claim.valid_from, UTC).isoformat(timespec="minutes")
+        print(f"  {claim.attribute}={claim.value!r} ends={claim.ends} from {since}: {claim.text}")
 
     assert claims, "the model found nothing in a conversation full of facts"
     earliest = datetime(2023, 1, 1, tzinfo=UTC).timestamp()
@@ -130,3 +132,5 @@ def test_a_real_model_extracts_sourced_dated_claims(server_url: str) -> None:
     assert moves, "no claim says where Maya lives now"
     assert all("Lisbon" in c.value for c in moves), [c.value for c in moves]
     assert moves[0].source_ids[0] == rows[0].id
+    # "yesterday" on 28 May (+01:00) is the 27th, midnight on the speaker's clock.
+    assert moves[0].valid_from == datetime(2024, 5, 26, 23, tzinfo=UTC).timestamp()

@@ -152,7 +152,7 @@ def test_update_keeps_history_and_reindexes(mem: Memory) -> None:
     assert all("Berlin" not in h.text for h in mem.search("Berlin", user_id="u"))
     # The fact of the old text went with it; the corrected text gave its own.
     assert [f.text for f in mem.facts(user_id="u", include_expired=True).items] == [
-        "U lives in Lisbon"
+        "The user lives in Lisbon"
     ]
     events = [(e.event, (e.after or {}).get("text")) for e in mem.history(ident)]
     assert events == [("create", "I live in Berlin"), ("update", "I live in Lisbon")]
@@ -213,7 +213,7 @@ def test_as_of_hides_the_future(mem: Memory) -> None:
         user_id="u",
     )
     texts = [h.text for h in mem.search("cat Miso", user_id="u", as_of="2023-03-01")]
-    assert sorted(texts) == ["I adopted a cat named Miso", "U has a cat named Miso"]
+    assert sorted(texts) == ["I adopted a cat named Miso", "The user has a cat named Miso"]
 
 
 def test_query_time_words_prefer_that_period(mem: Memory) -> None:

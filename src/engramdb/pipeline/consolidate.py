@@ -12,6 +12,7 @@ recorded on the jobs and reported, never a silently empty result.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -174,11 +175,16 @@ def subject_namer(scope: Scope) -> Callable[[Row], str | None]:
 
 
 def _display(user_id: str | None) -> str:
-    if user_id and user_id.replace("_", " ").replace("-", " ").replace(" ", "").isalpha():
-        words = user_id.replace("_", " ").replace("-", " ").split()
-        if 1 <= len(words) <= 3 and len(user_id) <= 40:
-            return " ".join(w.capitalize() for w in words)
+    """A user id that reads as a person's name ("maya", "mary_jane"), capitalised; anything
+    else (an id like "u-1842" or "e47becba") is "The user"."""
+    words = (user_id or "").replace("_", " ").replace("-", " ").split()
+    if 1 <= len(words) <= 3 and all(_NAME_WORD.fullmatch(w) and _VOWELS.search(w) for w in words):
+        return " ".join(w.capitalize() for w in words)
     return "The user"
+
+
+_NAME_WORD = re.compile(r"[^\W\d_]{2,20}")
+_VOWELS = re.compile(r"[aeiouyáàâãéèêíóôõúü]", re.IGNORECASE)
 
 
 def _link(tx: Transaction, scope: Scope, claim: Claim, memory_ids: list[str]) -> None:

@@ -19,8 +19,11 @@ def rrf(
     ranks: dict[str, dict[str, int]] = {}
     for name, items in lists.items():
         weight = 1.0 if weights is None else weights.get(name, 1.0)
-        for rank, (ident, _) in enumerate(items, start=1):
+        # Equal scores (two facts with the same words) rank by id, not by where an index
+        # happens to hold them: a store and its re-import rank alike.
+        canonical = sorted(items, key=lambda item: (-item[1], item[0]))
+        for rank, (ident, _) in enumerate(canonical, start=1):
             scores[ident] = scores.get(ident, 0.0) + weight / (k + rank)
             ranks.setdefault(ident, {})[name] = rank
-    ordered = sorted(scores.items(), key=lambda kv: -kv[1])
+    ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     return [(ident, score, ranks[ident]) for ident, score in ordered]
