@@ -144,14 +144,21 @@ def semantic(result: dict[str, Any]) -> str:
         f"search p50 {run['search_latency_ms']['p50']:.1f} ms"
         for name, run in result["settings"].items()
     )
-    size = result.get("questions") or result.get("conversations")
-    unit = "questions" if "questions" in result else "conversations"
+    if "questions" in result:
+        size = f"{result['questions']} non-abstention questions"
+    else:
+        size = f"{result['conversations']} conversations, {on['engramdb'][headline]['n']} questions"
+    code = _commit(result)
+    source = result.get("code", {}).get("engramdb_source")
+    if source and Path(source) != DOCS.parent / "src" / "engramdb":
+        code += " (run from a copy of the working tree's src)"
+    load = result.get("load_avg_end")
     return (
         f"Consolidation on (`consolidate=inline`, the default) against off, one run of "
-        f"`benchmarks/semantic_eval.py` ({size} {unit}, "
-        f"{on['engramdb'][headline]['n']} questions scored), finished "
-        f"{result['date'][:16].replace('T', ' ')} UTC, "
-        f"{_commit(result)}:\n\n"
+        f"`benchmarks/semantic_eval.py` ({size}), finished "
+        f"{result['date'][:16].replace('T', ' ')} UTC, {code}"
+        + (f", 1-minute load {load[0]:.1f} at the end" if load else "")
+        + ":\n\n"
         + _table(["system", *overall], rows)
         + "\n\nengramdb by group, consolidation on / off (on − off):\n\n"
         + _table(["group", "n", *metrics], by_group)

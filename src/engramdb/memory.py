@@ -436,9 +436,11 @@ class Memory:
         found = self._retriever.search(scope, text, vector, moment, limit, flt)
         sources = self._sources([row for row, _, _ in found])
         return [
-            res.hit(row, score, {**ranks, **degraded}, sources[row.id])
+            # As of a moment, a fact cites only the messages said by then.
+            res.hit(row, score, {**ranks, **degraded},
+                    [s for s in sources[row.id] if s.occurred_at <= moment])
             for row, score, ranks in found
-        ]
+        ]  # fmt: skip
 
     def _query_vector(self, text: str) -> tuple[Any, dict[str, str]]:
         """The query's vector; with the embedder down, none, and a note for every hit: search

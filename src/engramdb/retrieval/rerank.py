@@ -31,6 +31,13 @@ def _named(query: str, name: str | None, cache: dict[str, bool]) -> bool:
     return cache[name]
 
 
+def _taste(row: Row) -> bool:
+    """A many-valued fact that is not dated: what someone likes, not where they live or what
+    they did when."""
+    fact = row.fact
+    return fact is not None and not fact.single and fact.attribute not in ("event", "plan")
+
+
 def _mentions_window(row: Row, window: TimeMention | None) -> bool:
     if window is None:
         return False
@@ -59,7 +66,10 @@ def rerank(
         if row is None:
             continue
         factor = 1.0
-        if _named(query, row.name, named):  # a turn's speaker, or a fact's subject
+        # A turn said by the person the question names, or a fact about them, except a taste:
+        # "Jon likes performing" matches every question about Jon, short facts already rank
+        # high on the dense list, and boosted too, tastes crowded the answering turns out.
+        if not _taste(row) and _named(query, row.name, named):
             factor += SPEAKER_BOOST
             ranks = {**ranks, "speaker": 1}
         if _mentions_window(row, window):

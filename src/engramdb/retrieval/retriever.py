@@ -137,9 +137,11 @@ class Retriever:
                 lists.update(source.candidates(self.store, scope, query, vector, n, flt))
             fused = rrf(lists, self.ranking.rrf_k, self.ranking.weights)[: max(limit * 2, 50)]
             rows = {r.id: r for r in self.store.get(scope.tenant, [f[0] for f in fused])}
+            at = moment.timestamp()
+            for ident in self._learned_after(scope.tenant, rows, at):
+                del rows[ident]  # rerank skips candidates without a row
             # A question about a period reads the past as it was; otherwise a turn whose every
             # statement has since been superseded is stale evidence.
-            at = moment.timestamp()
             stale = (
                 set()
                 if query.time is not None
@@ -147,3 +149,21 @@ class Retriever:
             )
             ranked = rerank(text, query.time, fused, rows, at, stale)[:limit]
             return [(rows[ident], score, ranks) for ident, score, ranks in ranked]
+
+    def _learned_after(self, tenant: str, rows: dict[str, Row], at: float) -> set[str]:
+        """Facts none of whose sources had been said by ``at``.
+
+        A fact's event time is when it holds in the world ("ordered the gift on 20 February"),
+        which can precede the turn that told it; as of a moment before that turn, the fact was
+        not known yet, and searching as of then must not return it.
+        """
+        facts = [r for r in rows.values() if r.fact is not None and r.source_ids]
+        if not facts:
+            return set()
+        wanted = [ident for r in facts for ident in r.source_ids]
+        said = {r.id: r.occurred_at for r in self.store.get(tenant, wanted)}
+        return {
+            r.id
+            for r in facts
+            if min((said[i] for i in r.source_ids if i in said), default=at) > at
+        }
