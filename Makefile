@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-bare-install lint bench bench-peers eval clean
+.PHONY: install run test test-bare-install lint bench bench-peers eval eval-semantic clean
 
 install: $(STAMP)
 
@@ -44,6 +44,7 @@ test-bare-install:
 bench: install
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/embedder.py
+	$(BIN)/python benchmarks/ingest_consolidation.py
 	$(BIN)/python benchmarks/report.py --write
 
 # Embeddings are cached in benchmarks/.cache between runs (the first LongMemEval run embeds ~46k
@@ -52,6 +53,13 @@ LME_LIMIT ?= 93
 eval: install
 	$(BIN)/engram eval locomo ../shared/bench/locomo_dev.json --cache-dir benchmarks/.cache --out docs/results/locomo_dev.json
 	$(BIN)/engram eval longmemeval ../shared/bench/longmemeval_s_dev.json.gz --limit $(LME_LIMIT) --cache-dir benchmarks/.cache --out docs/results/longmemeval_dev.json
+	$(BIN)/python benchmarks/report.py --write
+
+# Semantic memory: current truth after attribute changes (our own scripted histories), and
+# LoCoMo / LongMemEval with fact consolidation on against off, in one run.
+eval-semantic: install
+	$(BIN)/python benchmarks/current_truth.py
+	$(BIN)/python benchmarks/semantic_eval.py --jobs 2
 	$(BIN)/python benchmarks/report.py --write
 
 bench-peers: install
