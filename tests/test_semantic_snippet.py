@@ -46,8 +46,10 @@ def test_the_snippet_works_as_written(tmp_path: Path) -> None:
         assert lisbon.valid_to == porto.valid_from and lisbon.superseded_by == porto.id
         assert lisbon.expired_at is not None
         assert [f.value for f in mem.facts(user_id="maya").items] == ["Inês", "Porto"]
-        steps = [e.event for e in mem.history(lisbon.id)]
-        assert steps == ["create", "supersede"]
+        steps = mem.history(lisbon.id)
+        assert [e.event for e in steps] == ["create", "supersede"]
+        move = mem.list(user_id="maya", kind="message").items[3]
+        assert steps[1].after is not None and steps[1].after["caused_by"] == [move.id]
         profile = mem.profile(user_id="maya")
         assert "Porto" in profile.text and "Lisbon" not in profile.text
         assert {e.value for e in profile.entries} == {"Porto", "Inês"}

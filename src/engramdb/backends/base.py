@@ -86,10 +86,16 @@ class Transaction(Protocol):
         (names compared normalized), current and past, newest first, at most ``limit``."""
 
     def set_validity(
-        self, tenant: str, memory_id: str, info: FactInfo, event: str, actor: str
+        self,
+        tenant: str,
+        memory_id: str,
+        info: FactInfo,
+        event: str,
+        actor: str,
+        cause: Sequence[str] = (),
     ) -> None:
         """Write a fact's timeline (valid_from, valid_to, expired_at, superseded_by), with
-        ``event`` history ("supersede", "restore", ...).
+        ``event`` history ("supersede", "restore", ...) naming the episodes that ``cause`` it.
 
         Raises:
             MemoryNotFound: no such fact.

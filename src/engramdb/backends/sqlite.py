@@ -979,7 +979,13 @@ class SQLiteTransaction:
 
     @_guarded
     def set_validity(
-        self, tenant: str, memory_id: str, info: FactInfo, event: str, actor: str
+        self,
+        tenant: str,
+        memory_id: str,
+        info: FactInfo,
+        event: str,
+        actor: str,
+        cause: Sequence[str] = (),
     ) -> None:
         found = self._conn.execute(
             "SELECT m.rid, m.scope_id, f.valid_from, f.valid_to, f.superseded_by FROM memories m "
@@ -996,6 +1002,7 @@ class SQLiteTransaction:
             {
                 "valid_from": info.valid_from, "valid_to": info.valid_to,
                 "superseded_by": info.superseded_by,
+                **({"caused_by": builtins.list(cause)} if cause else {}),
             },
             actor,
         )  # fmt: skip

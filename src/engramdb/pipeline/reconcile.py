@@ -219,8 +219,9 @@ def _rechain(
             out.restored.append(row.id)
         else:
             expired = fact.expired_at if fact.valid_to is not None else now
+            cause = ender.source_ids if ender is not None and by is not None else ()
             _write(tx, row, replace(fact, valid_to=end, expired_at=expired, superseded_by=by),
-                   "supersede", actor)  # fmt: skip
+                   "supersede", actor, cause)  # fmt: skip
             out.superseded.append(row.id)
 
 
@@ -304,6 +305,8 @@ def _fact(row: Row) -> FactInfo:
     return row.fact
 
 
-def _write(tx: Transaction, row: Row, info: FactInfo, event: str, actor: str) -> None:
-    tx.set_validity(row.scope.tenant, row.id, info, event, actor)
+def _write(
+    tx: Transaction, row: Row, info: FactInfo, event: str, actor: str, cause: Sequence[str] = ()
+) -> None:
+    tx.set_validity(row.scope.tenant, row.id, info, event, actor, cause)
     row.fact = info
