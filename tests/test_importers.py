@@ -185,9 +185,12 @@ def test_import_file_loads_locomo_with_dates(tmp_path: Path) -> None:
     path = _write(tmp_path, "locomo.json", LOCOMO)
     with Memory(tmp_path / "m.db", embedder="test") as mem:
         assert mem.import_file(path) == 3
-        hit = mem.search("puppy adopted", user_id="conv-x")[0]
-        assert hit.sources[0].metadata["dia_id"] == "D1:1"
-        assert hit.time_mentions[0].label() == "7 May 2023"
+        hits = mem.search("puppy adopted", user_id="conv-x")
+        turn = next(h for h in hits if h.kind == "message")
+        assert turn.sources[0].metadata["dia_id"] == "D1:1"
+        assert turn.time_mentions[0].label() == "7 May 2023"
+        # The turn's fact is dated by the conversation, not by the day of the import.
+        assert all(f.valid_from.year == 2023 for f in mem.facts(user_id="conv-x").items)
 
 
 @pytest.mark.parametrize(

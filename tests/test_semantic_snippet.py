@@ -130,3 +130,21 @@ def test_a_failing_llm_keeps_the_messages_and_the_work_pending(tmp_path: Path) -
 def test_an_unknown_llm_name_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     with pytest.raises(LLMError, match="unknown"):
         Memory(tmp_path / "m.db", embedder="test", llm="nonsense:model")
+
+
+def test_an_imported_history_is_consolidated_with_its_own_dates(tmp_path: Path) -> None:
+    history = tmp_path / "history.jsonl"
+    history.write_text(
+        '{"role": "user", "name": "Maya", "content": "I live in Lisbon.", '
+        '"timestamp": "2023-02-01T10:00:00Z", "user_id": "maya", "session_id": "a"}\n'
+        '{"role": "user", "name": "Maya", "content": "I moved to Porto yesterday.", '
+        '"timestamp": "2024-06-05T10:00:00Z", "user_id": "maya", "session_id": "b"}\n',
+        encoding="utf-8",
+    )
+    with Memory(tmp_path / "m.db", embedder="test") as mem:
+        assert mem.import_file(history) == 2
+        facts = mem.facts(user_id="maya", include_expired=True).items
+        assert [(f.value, f.valid_from.date().isoformat()) for f in facts] == [
+            ("Lisbon", "2023-02-01"),
+            ("Porto", "2024-06-04"),
+        ]

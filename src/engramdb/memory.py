@@ -657,8 +657,13 @@ class Memory:
         for _ in self._conversations(source, fmt, user, agent):
             pass  # likewise
         added = 0
+        mode = self.settings["consolidate"]
         for rows, count in self._conversations(source, fmt, user, agent):
-            added += sum(created for _, created in self._ingest.add(rows, "import"))
+            stored = self._ingest.add(rows, "import", extract=mode != "off")
+            new = [ident for ident, created in stored if created]
+            if mode == "inline":  # facts dated by the messages, never the import day
+                self._consolidate(new)
+            added += len(new)
             if progress is not None:
                 progress(count)
         return added
