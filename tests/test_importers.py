@@ -190,7 +190,8 @@ def test_import_file_loads_locomo_with_dates(tmp_path: Path) -> None:
         assert turn.sources[0].metadata["dia_id"] == "D1:1"
         assert turn.time_mentions[0].label() == "7 May 2023"
         # The turn's fact is dated by the conversation, not by the day of the import.
-        assert all(f.valid_from.year == 2023 for f in mem.facts(user_id="conv-x").items)
+        facts = mem.facts(user_id="conv-x").items
+        assert facts and all(f.valid_from.year == 2023 for f in facts)
 
 
 @pytest.mark.parametrize(
