@@ -607,16 +607,23 @@ class Memory:
         # A fact is exported where it was created, before the later messages that confirmed it:
         # its sources are linked once every record is in.
         derived: dict[str, builtins.list[str]] = {}
-        for pairs in rows_from_export(numbered, self.tenant, batch):
-            try:
-                added += self._ingest.import_rows([row for _, row in pairs], "import")
-            except IdConflict as exc:  # name the record, as for any other bad record
-                where = next((w for w, row in pairs if row.id == exc.memory_id), "the export")
-                raise IdConflict(exc.memory_id, f"{exc.why} ({where})") from exc
-            derived.update((row.id, row.source_ids) for _, row in pairs if row.source_ids)
-            if progress is not None:
-                progress(len(pairs))
-        self._ingest.link_sources(self.tenant, derived)
+        try:
+            for pairs in rows_from_export(numbered, self.tenant, batch):
+                try:
+                    new = set(self._ingest.import_rows([row for _, row in pairs], "import"))
+                except IdConflict as exc:  # name the record, as for any other bad record
+                    where = next((w for w, r in pairs if r.id == exc.memory_id), "the export")
+                    raise IdConflict(exc.memory_id, f"{exc.why} ({where})") from exc
+                added += len(new)
+                derived.update(
+                    (r.id, r.source_ids) for _, r in pairs if r.source_ids and r.id in new
+                )
+                if progress is not None:
+                    progress(len(pairs))
+        finally:
+            # Batches already committed stay (a later one failed): their facts get every
+            # source they have.
+            self._ingest.link_sources(self.tenant, derived)
         return added
 
     def import_file(

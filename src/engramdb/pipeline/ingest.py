@@ -187,10 +187,10 @@ class Ingest:
         with self.store.transaction() as tx:
             return len(tx.delete_scope(scope, actor))
 
-    def import_rows(self, rows: Sequence[Row], actor: str) -> int:
-        """Store exported records as they are (ids, times, keys); how many were new."""
+    def import_rows(self, rows: Sequence[Row], actor: str) -> list[str]:
+        """Store exported records as they are (ids, times, keys); the ids of the new ones."""
         if not rows:
-            return 0
+            return []
         with self.store.transaction() as tx:
             stored = tx.insert(rows, actor)
         new = [row.id for row, (_, created) in zip(rows, stored, strict=True) if created]
@@ -200,7 +200,7 @@ class Ingest:
                 by_tenant.setdefault(row.scope.tenant, []).append(row.id)
         for tenant, ids in by_tenant.items():
             self.embed(tenant, ids)
-        return len(new)
+        return new
 
     def link_sources(self, tenant: str, sources: Mapping[str, Sequence[str]]) -> None:
         """Link imported records to their sources once all are stored (already linked ones are
@@ -208,8 +208,10 @@ class Ingest:
         if not sources:
             return
         with self.store.transaction() as tx:
+            present = {r.id for r in tx.get(tenant, list(sources))}  # deleted meanwhile: skip
             for memory_id, source_ids in sources.items():
-                tx.add_sources(tenant, memory_id, source_ids, "import", history=False)
+                if memory_id in present:
+                    tx.add_sources(tenant, memory_id, source_ids, "import", history=False)
 
     # -- derived work --------------------------------------------------------------------------
 

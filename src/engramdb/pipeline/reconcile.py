@@ -72,6 +72,20 @@ def reconcile(
             tx.add_sources(scope.tenant, twin.id, claim.source_ids, actor)
             out.confirmed.append(twin.id)
             return twin.id
+    if claim.ends and claim.single and (prev is None or not _same_value(prev, claim.value)):
+        out.ignored += 1  # "no longer in Lisbon" while Lisbon was not in effect: nothing ends
+        return None
+    # Whatever of ``prev`` was said after the claim's time must come after it, as a fact of its
+    # own, before the claim can be placed (or merged with what follows it).
+    if (
+        prev is not None
+        and claim.valid_to is None
+        and _split(tx, scope, prev, claim.valid_from, actor, out)
+    ):
+        timeline = sorted(
+            _line(tx, scope, claim.subject, claim.attribute, claim.value, claim.single),
+            key=_order,
+        )
     later = [f for f in timeline if _fact(f).valid_from > claim.valid_from]
     if later and claim.valid_to is None and _same(later[0], claim):
         # The same statement, heard of earlier than we knew: it held since then.
@@ -81,11 +95,6 @@ def reconcile(
         out.confirmed.append(first.id)
         _rechain(tx, scope, claim, now, actor, out)
         return first.id
-    if claim.ends and claim.single and (prev is None or not _same_value(prev, claim.value)):
-        out.ignored += 1  # "no longer in Lisbon" while Lisbon was not in effect: nothing ends
-        return None
-    if prev is not None and claim.valid_to is None:
-        _split(tx, scope, prev, claim.valid_from, actor, out)
     row = fact_row(scope, claim, tz_offset=tz_offset, now=now)
     tx.insert([row], actor)
     out.added.append(row.id)
@@ -154,15 +163,15 @@ def _line(
     return tx.facts_about(scope, subject, attributes, None if single else value, CANDIDATES)
 
 
-def _split(tx: Transaction, scope: Scope, row: Row, at: float, actor: str, out: Decisions) -> None:
+def _split(tx: Transaction, scope: Scope, row: Row, at: float, actor: str, out: Decisions) -> bool:
     """A statement is about to be placed inside the span of ``row``: the sources of ``row`` said
     after ``at`` (a repeat heard of before an earlier one, "I moved back to Lisbon" merged with
     "I live in Lisbon") become a fact of their own, from the first of them, so that the new
-    statement can end one and be ended by the other."""
+    statement can end one and be ended by the other. Returns whether it split."""
     sources = tx.get(scope.tenant, row.source_ids)
     after = sorted((s for s in sources if s.occurred_at > at), key=lambda s: s.occurred_at)
     if not after or len(after) == len(sources):
-        return
+        return False
     start = after[0].occurred_at
     fact = replace(_fact(row), valid_from=start, valid_to=None, expired_at=None,
                    superseded_by=None)  # fmt: skip
@@ -175,6 +184,7 @@ def _split(tx: Transaction, scope: Scope, row: Row, at: float, actor: str, out: 
     tx.remove_sources(scope.tenant, row.id, [s.id for s in after], actor)
     row.source_ids = [i for i in row.source_ids if i not in set(twin.source_ids)]
     out.added.append(twin.id)
+    return True
 
 
 def _merge_repeats(tx: Transaction, timeline: list[Row], actor: str) -> list[Row]:
