@@ -975,7 +975,10 @@ class SQLiteTransaction:
         if not rids:
             return []
         marks = ",".join("?" * len(rids))
-        return _rows(self._conn, f"{_SELECT} WHERE m.rid IN ({marks})", rids)
+        found = _rows(self._conn, f"{_SELECT} WHERE m.rid IN ({marks}) ORDER BY m.rid", rids)
+        at = {rid: i for i, rid in enumerate(rids)}  # newest first, as `about` ranked them
+        ranked = sorted(zip(sorted(rids), found, strict=True), key=lambda pair: at[pair[0]])
+        return [row for _, row in ranked]
 
     @_guarded
     def set_validity(

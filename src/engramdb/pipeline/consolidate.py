@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..backends.base import Store, Transaction
 from ..errors import EngramError
@@ -112,7 +112,7 @@ class Consolidator:
                 sources = tuple(s for s in claim.source_ids if s in alive)
                 if not sources:
                     continue
-                claim = _with_sources(claim, sources)
+                claim = replace(claim, source_ids=sources)
                 fact_id = reconcile(
                     tx, scope, claim, tz_offset=offsets.get(sources[0]), now=now,
                     actor=self.actor, out=decisions,
@@ -201,12 +201,6 @@ def _link(tx: Transaction, scope: Scope, claim: Claim, memory_ids: list[str]) ->
     ]
     if links:
         tx.link_entities(scope, memory_ids, links)
-
-
-def _with_sources(claim: Claim, sources: tuple[str, ...]) -> Claim:
-    from dataclasses import replace
-
-    return replace(claim, source_ids=sources)
 
 
 def _merge(total: ConsolidationReport, part: ConsolidationReport) -> None:
