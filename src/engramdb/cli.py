@@ -648,6 +648,33 @@ def _retrieval_eval(
     return run_longmemeval(path, limit_questions=limit, baselines=baselines, **options)
 
 
+@main.command()
+@click.option("--http", "http", is_flag=True, help="Serve streamable HTTP at /mcp, not stdio.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address for --http.")
+@click.option("--port", default=8766, show_default=True, help="Port for --http.")
+@click.option(
+    "--no-auth", is_flag=True, help="With --http: no API keys needed (loopback hosts only)."
+)
+@click.pass_context
+def mcp(ctx: click.Context, http: bool, host: str, port: int, no_auth: bool) -> None:
+    """Serve the memory to agents as MCP tools: over stdio (an MCP client such as a desktop
+    app starts `engram mcp`), or with --http over streamable HTTP, where each request needs an
+    API key (Authorization: Bearer) and sees its key's tenant only."""
+    if no_auth and not http:
+        raise click.UsageError("--no-auth goes with --http (stdio has no keys to skip)")
+    try:
+        from .server import mcp as tools
+    except ImportError as exc:  # the MCP SDK is an optional dependency
+        _fail(f"engram mcp needs the MCP SDK ({exc}): pip install 'engramdb[server]'")
+    if no_auth:
+        tools.check_no_auth(host)  # before opening anything
+    with _memory(ctx) as mem:
+        if http:
+            tools.serve_http(mem, host, port, require_auth=not no_auth)
+        else:
+            tools.serve_stdio(mem)
+
+
 @contextmanager
 def _progress() -> Iterator[Progress]:
     progress = Progress(
@@ -662,6 +689,9 @@ def _progress() -> Iterator[Progress]:
     with progress:
         yield progress
 
+
+# The server's commands (serve, keys) live in their own module and register on `main`.
+from . import cli_server  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -173,6 +173,37 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         _count,
     ),
+    Setting(
+        "rate_limit",
+        1200,
+        "Server: requests per minute one API key may make (bursts of up to a tenth of that "
+        "pass at once); 0 turns the limit off.",
+        int,
+        _offset,
+    ),
+    Setting(
+        "max_body_bytes",
+        10_000_000,
+        "Server: largest request body accepted, in bytes (an import may be ten times larger).",
+        int,
+        _count,
+    ),
+    Setting(
+        "request_timeout",
+        30.0,
+        "Server: seconds a read (search, context, listings) may take before it answers 504; "
+        "writes are never cut off half-way.",
+        float,
+        _weight,
+    ),
+    Setting(
+        "webhook_retries",
+        5,
+        "Server: delivery attempts of one event to a webhook before it is given up "
+        "(with exponential backoff between them).",
+        int,
+        _count,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -27,7 +27,11 @@ EngramError                 code
 ├── LLMError                llm_error          the language model failed, timed out or answered
 │                                              unusably after its retries
 ├── ImportFormatError       import_format      a file given to import is not in a known format
-└── ConfigError             config_error       an unknown or malformed setting
+├── ConfigError             config_error       an unknown or malformed setting
+└── AccessError             access_error       the server refused a request
+    ├── Unauthorized        unauthorized       no API key, or an unknown or revoked one (401)
+    ├── Forbidden           forbidden          the key's role may not do this (403)
+    └── RateLimited         rate_limited       the key made too many requests (429)
 ```
 """
 
@@ -254,3 +258,31 @@ class ConfigError(EngramError, ValueError):
     """A setting is unknown or has a malformed value."""
 
     code = "config_error"
+
+
+class AccessError(EngramError):
+    """A server request was refused before it reached the memory."""
+
+    code = "access_error"
+
+
+class Unauthorized(AccessError):
+    """The request carries no API key, or one the server does not know or has revoked."""
+
+    code = "unauthorized"
+
+
+class Forbidden(AccessError):
+    """The API key's role does not allow this operation."""
+
+    code = "forbidden"
+
+
+class RateLimited(AccessError):
+    """The API key made more requests than its rate limit allows; ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -8,6 +8,7 @@ refused here with a specific error before anything is written.
 from __future__ import annotations
 
 import builtins
+import copy
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -43,7 +44,17 @@ from .records import Filter, Keys, Row
 from .retrieval.pack import pack
 from .retrieval.retriever import Ranking, Retriever, default_gate
 from .temporal import find_time_mentions
-from .types import KINDS, Entity, HistoryEntry, Hit, MemoryRecord, Page, Profile, Scope
+from .types import (
+    KINDS,
+    Entity,
+    HistoryEntry,
+    Hit,
+    MemoryRecord,
+    Page,
+    Profile,
+    Scope,
+    ScopeSummary,
+)
 from .validate import (
     callback_arg,
     choice_arg,
@@ -114,6 +125,7 @@ class Memory:
             self.settings["embedder"] if embedder is None or isinstance(embedder, str) else embedder
         )
         self.tenant: str = self.settings["tenant"]
+        self._owner = True
         target: str | Path | Store = (
             store
             if store is not None
@@ -151,8 +163,26 @@ class Memory:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the store. The object cannot be used afterwards."""
-        self._store.close()
+        """Close the store. The object cannot be used afterwards. On a view made by
+        :meth:`for_tenant` this does nothing: the store belongs to the Memory it came from."""
+        if self._owner:
+            self._store.close()
+
+    def for_tenant(self, tenant: str) -> Memory:
+        """This memory as seen by another tenant: the same store, embedder and LLM, every read
+        and write scoped to ``tenant``. Cheap (no I/O); a server makes one per request.
+
+        Raises:
+            InvalidInput: ``tenant`` is not a non-empty string.
+        """
+        name = name_arg(tenant, "for_tenant() tenant")
+        if name is None:
+            raise InvalidInput("for_tenant() tenant must be a non-empty string, e.g. 'acme'")
+        view = copy.copy(self)
+        view.tenant = name
+        view.settings = {**self.settings, "tenant": name}
+        view._owner = False
+        return view
 
     def __enter__(self) -> Memory:
         return self
@@ -696,6 +726,40 @@ class Memory:
                 now=datetime.now(UTC),
             )
             yield rows, len(conv.messages)
+
+    # -- tenant administration -------------------------------------------------------------------
+
+    def scopes(self) -> builtins.list[ScopeSummary]:
+        """Every user/agent pair of this tenant that holds memories, with its counts."""
+        return self._store.scopes(self.tenant)
+
+    def events(self, after: int = 0, limit: int = 100) -> builtins.list[HistoryEntry]:
+        """This tenant's changes after event id ``after``, oldest first: an append-only feed
+        (``create``, ``update``, ``delete``; for facts ``confirm``, ``supersede``, ...). Pass the
+        last id seen as ``after`` to read on. A deleted memory's events keep no content."""
+        after = int_arg(after, "events() after", minimum=0)
+        limit = int_arg(limit, "events() limit", maximum=MAX_LIMIT)
+        return self._store.events(self.tenant, after, limit)
+
+    def purge_user(self, user_id: str) -> dict[str, int]:
+        """Erase a user for good (GDPR): every message, fact, entity, vector, index entry and
+        job of the user, with any agent, and the content of their history and events. Returns
+        a receipt: how many of each were removed.
+
+        Raises:
+            InvalidInput: ``user_id`` is not a non-empty string.
+        """
+        user = name_arg(user_id, "purge_user() user_id")
+        if user is None:
+            raise MissingScope("purge_user")
+        with self._store.transaction() as tx:
+            return tx.purge(self.tenant, user, _ACTOR)
+
+    def purge_tenant(self) -> dict[str, int]:
+        """Erase this whole tenant: every scope's records as :meth:`purge_user` does, and its
+        API keys, webhooks, delivery log and history. Returns a receipt of what was removed."""
+        with self._store.transaction() as tx:
+            return tx.purge(self.tenant, None, _ACTOR)
 
     def stats(self) -> dict[str, Any]:
         """Counts, sizes, pending work and the embedder of the store."""

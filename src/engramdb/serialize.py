@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeAlias, overload
 
 from .types import (
+    ApiKey,
+    Delivery,
     Entity,
     HistoryEntry,
     Hit,
@@ -23,8 +26,10 @@ from .types import (
     Profile,
     ProfileEntry,
     Scope,
+    ScopeSummary,
     Source,
     TimeMention,
+    Webhook,
 )
 
 JSON: TypeAlias = "dict[str, JSON] | list[JSON] | str | int | float | bool | None"
@@ -40,6 +45,10 @@ Result: TypeAlias = (
     | Entity
     | Profile
     | ProfileEntry
+    | ScopeSummary
+    | ApiKey
+    | Webhook
+    | Delivery
 )
 
 #: json.dumps(ensure_ascii=False) escapes C0 controls but leaves DEL and C1 controls (U+0080 to
@@ -133,7 +142,15 @@ def _value(obj: object) -> JSON:
                 "since": obj.since.isoformat(), "fact_id": obj.fact_id,
                 "sources": list(obj.sources),
             }  # fmt: skip
+        case ScopeSummary() | ApiKey() | Webhook() | Delivery():
+            return _plain(obj)
     raise TypeError(f"{type(obj).__name__} has no JSON form")
+
+
+def _plain(obj: ScopeSummary | ApiKey | Webhook | Delivery) -> dict[str, JSON]:
+    """A flat record type, field by field in declaration order (a key's secret is not a
+    field: it never leaves but once, when made)."""
+    return {f.name: _value(getattr(obj, f.name)) for f in fields(obj)}
 
 
 def _key(key: object) -> str:

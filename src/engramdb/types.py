@@ -202,3 +202,53 @@ class Profile:
 
     def __str__(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True)
+class ScopeSummary:
+    """One user/agent pair of a tenant, with how many memories and facts it holds."""
+
+    user_id: str | None
+    agent_id: str | None
+    memories: int
+    facts: int
+    last_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A server API key, as stored: its secret is never kept, only a hash and a prefix."""
+
+    id: str
+    tenant: str
+    name: str
+    role: str  # reader, writer, admin
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A subscription to a tenant's events; ``cursor`` is the last event handed over."""
+
+    id: str
+    tenant: str
+    url: str
+    events: list[str]
+    created_at: datetime
+    cursor: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt to hand an event to a webhook."""
+
+    tenant: str
+    webhook_id: str
+    event_id: int
+    attempt: int
+    status: str  # delivered, failed (will retry), gave_up
+    http_status: int | None
+    error: str | None
+    at: datetime

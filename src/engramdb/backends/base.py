@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..records import EntityLink, FactInfo, Filter, Job, Keys, Row, Scored, Vector
-from ..types import Entity, HistoryEntry, Scope
+from ..types import ApiKey, Delivery, Entity, HistoryEntry, Scope, ScopeSummary, Webhook
 
 
 class Transaction(Protocol):
@@ -137,6 +137,28 @@ class Transaction(Protocol):
     def reset_vectors(self) -> int:
         """Drop every vector and queue every record for embedding (a new model); how many."""
 
+    # What a server keeps beside the memories.
+
+    def insert_key(self, key: ApiKey, digest: str) -> None:
+        """Store an API key under the hash of its secret (the secret itself is never kept)."""
+
+    def revoke_key(self, key_id: str, tenant: str | None) -> bool:
+        """Revoke a key (of this tenant, when given); False when no live key has this id."""
+
+    def insert_webhook(self, hook: Webhook, secret: str) -> Webhook:
+        """Store a subscription; it receives the tenant's events after the newest one now."""
+
+    def delete_webhook(self, tenant: str, hook_id: str) -> bool:
+        """Remove a subscription and its delivery log; False when there is none."""
+
+    def log_delivery(self, delivery: Delivery, advance: bool) -> None:
+        """Record a delivery attempt; ``advance`` moves the subscription past its event."""
+
+    def purge(self, tenant: str, user_id: str | None, actor: str) -> dict[str, int]:
+        """GDPR erasure: every record of a user (any agent), or of the whole tenant when
+        ``user_id`` is None, with its vectors, jobs, entities, scope rows and history content
+        (and, for a tenant, its keys, webhooks and history). Returns what was removed."""
+
 
 class Store(Protocol):
     """Durable storage of records, their vectors, jobs and history."""
@@ -193,6 +215,24 @@ class Store(Protocol):
     def entities(self, scope: Scope, name: str | None = None) -> builtins.list[Entity]:
         """A scope's entities (those with this name or alias, when given), most mentioned
         first."""
+
+    def scopes(self, tenant: str) -> builtins.list[ScopeSummary]:
+        """The user/agent pairs of a tenant that hold memories, with their counts."""
+
+    def events(self, tenant: str, after: int, limit: int) -> builtins.list[HistoryEntry]:
+        """The tenant's changes after event id ``after``, oldest first: the event feed."""
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        """The key whose secret hashes to ``digest`` (revoked ones too), or None."""
+
+    def api_keys(self, tenant: str | None) -> builtins.list[ApiKey]:
+        """The keys of a tenant (every tenant's when None), oldest first."""
+
+    def webhooks(self, tenant: str | None) -> builtins.list[tuple[Webhook, str]]:
+        """Subscriptions with their signing secrets (every tenant's when None)."""
+
+    def deliveries(self, tenant: str, hook_id: str, limit: int) -> builtins.list[Delivery]:
+        """A subscription's newest delivery attempts, newest first."""
 
     def stats(self, tenant: str) -> dict[str, Any]:
         """Counts and sizes."""

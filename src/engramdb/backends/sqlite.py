@@ -45,8 +45,8 @@ from ..records import (
     encode_cursor,
     listing_fingerprint,
 )
-from ..types import Entity, HistoryEntry, Scope
-from . import sqlite_facts, sqlite_schema
+from ..types import ApiKey, Delivery, Entity, HistoryEntry, Scope, ScopeSummary, Webhook
+from . import sqlite_admin, sqlite_facts, sqlite_schema
 from .lexical import LexicalSet, Terms, encode_terms, key_terms
 from .positions import Window
 from .sqlite_facts import FACT_COLUMNS, FACT_JOIN, FACT_WIDTH, fact_from
@@ -613,6 +613,33 @@ class SQLiteStore:
             "schema_version": sqlite_schema.current_version(conn),
         }
 
+    # -- what a server keeps beside the memories ------------------------------------------------
+
+    @_guarded
+    def scopes(self, tenant: str) -> builtins.list[ScopeSummary]:
+        with self._snapshot() as conn:
+            return sqlite_admin.scopes(conn, tenant)
+
+    @_guarded
+    def events(self, tenant: str, after: int, limit: int) -> builtins.list[HistoryEntry]:
+        return sqlite_admin.events(self._reader(), tenant, after, limit)
+
+    @_guarded
+    def api_key(self, digest: str) -> ApiKey | None:
+        return sqlite_admin.key_by_hash(self._reader(), digest)
+
+    @_guarded
+    def api_keys(self, tenant: str | None) -> builtins.list[ApiKey]:
+        return sqlite_admin.keys(self._reader(), tenant)
+
+    @_guarded
+    def webhooks(self, tenant: str | None) -> builtins.list[tuple[Webhook, str]]:
+        return sqlite_admin.webhooks(self._reader(), tenant)
+
+    @_guarded
+    def deliveries(self, tenant: str, hook_id: str, limit: int) -> builtins.list[Delivery]:
+        return sqlite_admin.deliveries(self._reader(), tenant, hook_id, limit)
+
 
 class SQLiteTransaction:
     """:class:`engramdb.backends.base.Transaction` on the writer connection."""
@@ -1081,6 +1108,45 @@ class SQLiteTransaction:
             )  # fmt: skip
             for rid in rids:
                 sqlite_facts.mention(self._conn, entity, rid)
+
+    # -- what a server keeps beside the memories ------------------------------------------------
+
+    @_guarded
+    def insert_key(self, key: ApiKey, digest: str) -> None:
+        sqlite_admin.insert_key(self._conn, key, digest)
+
+    @_guarded
+    def revoke_key(self, key_id: str, tenant: str | None) -> bool:
+        return sqlite_admin.revoke_key(self._conn, key_id, tenant, self.now)
+
+    @_guarded
+    def insert_webhook(self, hook: Webhook, secret: str) -> Webhook:
+        return sqlite_admin.insert_webhook(self._conn, hook, secret)
+
+    @_guarded
+    def delete_webhook(self, tenant: str, hook_id: str) -> bool:
+        return sqlite_admin.delete_webhook(self._conn, tenant, hook_id)
+
+    @_guarded
+    def log_delivery(self, delivery: Delivery, advance: bool) -> None:
+        sqlite_admin.log_delivery(self._conn, delivery, advance)
+
+    @_guarded
+    def purge(self, tenant: str, user_id: str | None, actor: str) -> dict[str, int]:
+        scope_list = sqlite_admin.scope_ids(self._conn, tenant, user_id)
+        receipt = sqlite_admin.counts(self._conn, scope_list)
+        for scope_id in scope_list:
+            found = self._conn.execute(
+                "SELECT rid, id FROM memories WHERE scope_id = ?", (scope_id,)
+            ).fetchall()
+            self._purge(tenant, [(int(r[0]), scope_id, str(r[1])) for r in found], actor)
+            self.ops.pop(scope_id, None)  # the scope itself goes: no index version to bump
+        sqlite_admin.drop_scopes(self._conn, scope_list)
+        if user_id is None:
+            receipt.update(sqlite_admin.drop_tenant(self._conn, tenant))
+        # A dropped scope's id may be given to a new scope: no cached index may outlive it.
+        self.purged = self.reset = True
+        return receipt
 
     @_guarded
     def derived(self, tenant: str, ids: Sequence[str]) -> builtins.list[tuple[str, int]]:

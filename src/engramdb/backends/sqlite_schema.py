@@ -328,6 +328,46 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
         CREATE INDEX sources_source ON sources (source_rid)
         """,
     ),
+    (
+        6,
+        "api keys, webhooks, deliveries, event feed",
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            role TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at);
+        CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT NOT NULL DEFAULT '[]',
+            created_at REAL NOT NULL,
+            cursor INTEGER NOT NULL
+        );
+        CREATE INDEX webhooks_tenant ON webhooks (tenant, created_at);
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            webhook_id TEXT NOT NULL,
+            event_id INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            http_status INTEGER,
+            error TEXT,
+            at REAL NOT NULL
+        );
+        CREATE INDEX deliveries_webhook ON deliveries (tenant, webhook_id, id);
+        CREATE INDEX history_feed ON history (tenant, id)
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,147 @@
+"""Webhook delivery: each subscription receives its tenant's events in order, signed.
+
+A delivery is ``POST <url>`` with the event as JSON and the headers ``X-Engram-Event`` (type),
+``X-Engram-Delivery`` (event id) and ``X-Engram-Signature: t=<unix time>,v1=<hex>``, where
+``<hex>`` is HMAC-SHA256 of ``"<t>.<body>"`` under the subscription's secret (the receiver
+recomputes it, and refuses an old ``t`` to stop replays). A 2xx answer delivers the event;
+anything else is retried with exponential backoff, up to ``webhook_retries`` attempts, then
+given up, and the subscription moves on. Every attempt is in the delivery log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+from .. import access
+from ..memory import Memory
+from ..serialize import JSON, to_dict
+from ..types import Delivery, Webhook
+from .app import ServerState
+from .routes import event_json
+
+log = logging.getLogger("engramdb.server.webhooks")
+
+#: Seconds between looks for new events when there was nothing to send.
+POLL = 0.5
+#: First retry delay; doubled per attempt, at most MAX_DELAY.
+BASE_DELAY = 0.5
+MAX_DELAY = 60.0
+BATCH = 50
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Engram-Signature`` header of a body."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0) -> bool:
+    """Whether ``header`` signs ``body`` under ``secret`` and is at most ``tolerance`` s old:
+    what a receiver runs (shown in docs/server.md)."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        stamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(time.time() - stamp) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, stamp, body), header)
+
+
+async def deliver_forever(state: ServerState) -> None:
+    """The server's delivery loop: until cancelled, hand every subscription its new events."""
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
+        while True:
+            try:
+                sent = await deliver_once(state, client)
+            except Exception:  # a broken store must not end delivery for good
+                log.exception("engramdb: webhook delivery failed; trying again")
+                sent = 0
+            if not sent:
+                await asyncio.sleep(POLL)
+
+
+async def deliver_once(state: ServerState, client: httpx.AsyncClient) -> int:
+    """One pass over every subscription; how many events were handed over or given up."""
+    hooks = await state.root.run(access.webhooks, state.memory, every_tenant=True)
+    done = 0
+    for hook, secret in hooks:
+        done += await _deliver_hook(state, client, hook, secret)
+    return done
+
+
+async def _deliver_hook(
+    state: ServerState, client: httpx.AsyncClient, hook: Webhook, secret: str
+) -> int:
+    mem = state.memory.for_tenant(hook.tenant)
+    found = await state.root.run(mem.events, hook.cursor, BATCH)
+    done = 0
+    for entry in found:
+        event = event_json(to_dict(entry))
+        wanted = not hook.events or entry.event in hook.events
+        if wanted and not await _send(state, client, mem, hook, secret, event):
+            return done  # retries used up inside _send, or the server is stopping
+        if not wanted:
+            await state.root.run(_skip, mem, hook, entry.id)
+        done += 1
+    return done
+
+
+def _skip(mem: Memory, hook: Webhook, event_id: int) -> None:
+    access.log_delivery(
+        mem, Delivery(hook.tenant, hook.id, event_id, 0, "skipped", None, None,
+                      datetime.now(UTC)), advance=True,
+    )  # fmt: skip
+
+
+async def _send(
+    state: ServerState,
+    client: httpx.AsyncClient,
+    mem: Memory,
+    hook: Webhook,
+    secret: str,
+    event: dict[str, JSON],
+) -> bool:
+    """Deliver one event with retries; True once it is delivered or given up."""
+    body = json.dumps(event, ensure_ascii=False).encode()
+    event_id = int(str(event["id"]))
+    for attempt in range(1, state.webhook_retries + 1):
+        status, error = await _post(client, hook.url, secret, body, event)
+        ok = status is not None and 200 <= status < 300
+        last = attempt == state.webhook_retries
+        outcome = "delivered" if ok else ("gave_up" if last else "failed")
+        record = Delivery(
+            hook.tenant, hook.id, event_id, attempt, outcome, status, error, datetime.now(UTC)
+        )
+        await state.root.run(access.log_delivery, mem, record, advance=ok or last)
+        if ok or last:
+            return True
+        await asyncio.sleep(min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)))
+    return True
+
+
+async def _post(
+    client: httpx.AsyncClient, url: str, secret: str, body: bytes, event: dict[str, JSON]
+) -> tuple[int | None, str | None]:
+    stamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "engramdb-webhooks",
+        "X-Engram-Event": str(event["type"]),
+        "X-Engram-Delivery": str(event["id"]),
+        "X-Engram-Signature": sign(secret, stamp, body),
+    }
+    try:
+        response = await client.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+    error = None if response.is_success else response.text[:500]
+    return response.status_code, error
