@@ -21,7 +21,8 @@ LAYERS: list[set[str]] = [
     {"results"},
     {"profile"},
     {"memory", "portable", "importers"},
-    {"cli", "demo", "evals", "serialize", "__init__", "__main__"},
+    {"access", "aio"},
+    {"cli", "cli_server", "server", "demo", "evals", "serialize", "__init__", "__main__"},
 ]
 
 

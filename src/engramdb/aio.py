@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
-from typing import Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import IO, Any, ParamSpec, TypeVar
 
 from .memory import Memory
 from .pipeline.ingest import ProcessReport
@@ -67,8 +68,17 @@ class AsyncMemory:
     ) -> MemoryRecord:
         return await self.run(self.memory.update, memory_id, text, metadata)
 
+    async def archive(self, memory_id: str) -> MemoryRecord:
+        return await self.run(self.memory.archive, memory_id)
+
+    async def unarchive(self, memory_id: str) -> MemoryRecord:
+        return await self.run(self.memory.unarchive, memory_id)
+
     async def delete(self, memory_id: str) -> None:
         await self.run(self.memory.delete, memory_id)
+
+    async def delete_all(self, **kwargs: Any) -> int:
+        return await self.run(self.memory.delete_all, **kwargs)
 
     async def history(self, memory_id: str) -> builtins.list[HistoryEntry]:
         return await self.run(self.memory.history, memory_id)
@@ -82,8 +92,8 @@ class AsyncMemory:
     async def entities(self, **kwargs: Any) -> builtins.list[Entity]:
         return await self.run(self.memory.entities, **kwargs)
 
-    async def process(self, limit: int = 10_000) -> ProcessReport:
-        return await self.run(self.memory.process, limit)
+    async def process(self, limit: int = 10_000, **kwargs: Any) -> ProcessReport:
+        return await self.run(self.memory.process, limit, **kwargs)
 
     async def scopes(self) -> builtins.list[ScopeSummary]:
         return await self.run(self.memory.scopes)
@@ -97,8 +107,14 @@ class AsyncMemory:
     async def purge_tenant(self) -> dict[str, int]:
         return await self.run(self.memory.purge_tenant)
 
-    async def import_records(self, records: Sequence[Mapping[str, Any]]) -> int:
-        return await self.run(self.memory.import_records, records)
+    async def export(self, out: IO[str], **kwargs: Any) -> int:
+        return await self.run(self.memory.export, out, **kwargs)
+
+    async def import_records(self, records: Iterable[Mapping[str, Any]], **kwargs: Any) -> int:
+        return await self.run(self.memory.import_records, records, **kwargs)
+
+    async def import_file(self, path: str | Path, **kwargs: Any) -> int:
+        return await self.run(self.memory.import_file, path, **kwargs)
 
     async def stats(self) -> dict[str, Any]:
         return await self.run(self.memory.stats)

@@ -338,6 +338,30 @@ class Memory:
         if mode == "inline":
             self._consolidate(again)
 
+    def archive(self, memory_id: str) -> MemoryRecord:
+        """Put a memory away without deleting it: it stays stored, listed and in its history,
+        but search, context, facts and the profile leave it out until :meth:`unarchive`.
+        Archiving an archived memory changes nothing.
+
+        Raises:
+            MemoryNotFound: no memory has this id.
+        """
+        return self._set_archived(memory_id, "archive", datetime.now(UTC).timestamp())
+
+    def unarchive(self, memory_id: str) -> MemoryRecord:
+        """Bring an archived memory back into search, context, facts and the profile.
+
+        Raises:
+            MemoryNotFound: no memory has this id.
+        """
+        return self._set_archived(memory_id, "unarchive", None)
+
+    def _set_archived(self, memory_id: str, operation: str, at: float | None) -> MemoryRecord:
+        ident = self._id(memory_id, operation)
+        with self._store.transaction() as tx:
+            tx.set_archived(self.tenant, ident, at, _ACTOR)
+        return self.get(ident)
+
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None) -> int:
         """Delete every memory of a scope for good; returns how many were deleted."""
         return self._ingest.delete_scope(self._scope("delete_all", user_id, agent_id), _ACTOR)
@@ -396,11 +420,14 @@ class Memory:
         kind: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        archived: bool | None = None,
     ) -> Page:
         """A page of a scope's memories in the order they were recorded.
 
         Pass the returned ``next_cursor`` as ``cursor`` to get the next page; it is None on the
-        last page. A cursor stays valid when memories are deleted meanwhile.
+        last page. A cursor stays valid when memories are deleted meanwhile. ``archived``: only
+        archived memories (True), none (False), or both (None, the default; each record says
+        ``archived_at``).
 
         Raises:
             InvalidCursor: the cursor is not the ``next_cursor`` of this listing.
@@ -409,6 +436,7 @@ class Memory:
         flt = Filter(
             session_id=name_arg(session_id, "list() session_id"),
             kinds=None if kind is None else (_kind(kind, "list() kind"),),
+            archived=None if archived is None else flag_arg(archived, "list() archived"),
         )
         limit = int_arg(limit, "list() limit", maximum=MAX_LIMIT)
         rows, next_cursor = self._store.list(scope, flt, limit, cursor)
@@ -547,7 +575,12 @@ class Memory:
         scope = self._scope("facts", user_id, agent_id)
         expired = flag_arg(include_expired, "facts() include_expired")
         at = None if as_of is None else msgs.timestamp_arg(as_of, "facts() as_of")
-        flt = Filter(kinds=("fact",), current_facts=not expired and at is None, facts_valid_at=at)
+        flt = Filter(
+            kinds=("fact",),
+            current_facts=not expired and at is None,
+            facts_valid_at=at,
+            archived=False,
+        )
         limit = int_arg(limit, "facts() limit", maximum=MAX_LIMIT)
         rows, next_cursor = self._store.list(scope, flt, limit, cursor)
         sources = self._sources(rows)
@@ -563,7 +596,7 @@ class Memory:
         scope = self._scope("profile", user_id, agent_id)
         rows: builtins.list[Row] = []
         cursor = None
-        flt = Filter(kinds=("fact",), current_facts=True)
+        flt = Filter(kinds=("fact",), current_facts=True, archived=False)
         while True:
             page, cursor = self._store.list(scope, flt, MAX_LIMIT, cursor)
             rows += page

@@ -59,6 +59,7 @@ def row_to_dict(row: Row) -> dict[str, Any]:
         "time_mentions": row.time_mentions,
         "dedupe_key": row.dedupe_key,
         "sources": row.source_ids,
+        **({} if row.archived_at is None else {"archived_at": _iso(row.archived_at)}),
         **({} if row.fact is None else {"fact": _fact_dict(row.fact)}),
         **({} if not row.mentions else {"mentions": [_mention_dict(m) for m in row.mentions]}),
     }
@@ -263,6 +264,9 @@ def _row(record: Mapping[str, Any], tenant: str) -> Row:
         source_ids=list(sources),
         fact=_fact_from(record.get("fact"), kind),
         mentions=_mentions_from(record.get("mentions")),
+        archived_at=None
+        if record.get("archived_at") is None
+        else _ts(record["archived_at"], "archived_at"),
     )
 
 

@@ -75,6 +75,8 @@ class Row:
     fact: FactInfo | None = None
     #: Entities it mentions, when read for an export or written by an import.
     mentions: builtins.list[EntityLink] = field(default_factory=list)
+    #: When it was archived: kept and listed, but out of search, context, facts and profile.
+    archived_at: float | None = None
 
 
 @dataclass
@@ -121,6 +123,8 @@ class Filter:
     #: Facts only: those still true (valid_to unset), or those true at an instant.
     current_facts: bool = False
     facts_valid_at: float | None = None
+    #: Archived records only (True), none of them (False), or both (None).
+    archived: bool | None = None
 
     def needs_rows(self) -> bool:
         """Whether the filter looks at stored fields that the in-memory indexes do not keep."""
@@ -129,6 +133,7 @@ class Filter:
             or bool(self.metadata)
             or self.current_facts
             or self.facts_valid_at is not None
+            or self.archived is not None
         )
 
 
@@ -149,6 +154,8 @@ def listing_fingerprint(scope: Scope, flt: Filter) -> str:
     parts: list[Any] = [scope.tenant, scope.user_id, scope.agent_id, flt.session_id, flt.kinds]
     if flt.current_facts or flt.facts_valid_at is not None:  # (earlier cursors stay valid)
         parts += [flt.current_facts, flt.facts_valid_at]
+    if flt.archived is not None:
+        parts.append(("archived", flt.archived))
     payload = json.dumps(parts, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 

@@ -67,6 +67,7 @@ def record(row: Row, sources: list[Source]) -> MemoryRecord:
         metadata=row.metadata,
         time_mentions=[mention(m) for m in row.time_mentions],
         sources=sources,
+        archived_at=None if row.archived_at is None else _utc(row.archived_at),
         **fact_fields(row),
     )
 

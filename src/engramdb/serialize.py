@@ -194,6 +194,7 @@ def _record(rec: MemoryRecord) -> dict[str, JSON]:
         "time_mentions": [_mention(m) for m in rec.time_mentions],
         "sources": [_source(s) for s in rec.sources],
         **_fact(rec),
+        "archived_at": None if rec.archived_at is None else rec.archived_at.isoformat(),
     }
 
 

@@ -94,6 +94,8 @@ class MemoryRecord:
     subject: str | None = None
     attribute: str | None = None
     value: str | None = None
+    #: When it was archived (None: it is not): kept and listed, out of search and context.
+    archived_at: datetime | None = None
 
     @property
     def user_id(self) -> str | None:

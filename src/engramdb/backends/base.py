@@ -48,6 +48,14 @@ class Transaction(Protocol):
     def update(self, row: Row, actor: str) -> None:
         """Replace a record's text, metadata, mentions and keys, with 'update' history."""
 
+    def set_archived(self, tenant: str, memory_id: str, at: float | None, actor: str) -> bool:
+        """Archive a record at ``at`` (None: bring it back), with history; False when it
+        already was so.
+
+        Raises:
+            MemoryNotFound: no record of the tenant has this id.
+        """
+
     def set_keys(self, tenant: str, memory_id: str, keys: Keys) -> None:
         """Replace a record's keys (derived data: no history); its vector becomes stale."""
 

@@ -60,7 +60,8 @@ T = TypeVar("T")
 _COLUMNS = (
     "m.rid, m.tenant, m.id, s.user_id, s.agent_id, m.kind, m.session_id, m.role, m.name, m.text, "
     "m.key_own, m.key_context_name, m.key_context, m.occurred_at, m.tz_offset, m.recorded_at, "
-    "m.updated_at, m.metadata, m.time_mentions, m.dedupe_key, m.scope_id, " + FACT_COLUMNS
+    "m.updated_at, m.metadata, m.time_mentions, m.dedupe_key, m.scope_id, m.archived_at, "
+    + FACT_COLUMNS
 )
 # CROSS JOIN fixes the join order: SQLite otherwise starts from scopes and scans a whole scope
 # to find a handful of ids (11 ms instead of 0.2 ms at 10k memories).
@@ -519,6 +520,7 @@ class SQLiteStore:
             metadata=flt.metadata,
             current_facts=flt.current_facts,
             facts_valid_at=flt.facts_valid_at,
+            archived=flt.archived,
         )
         where, params = _where(scope_id, rows_only)
         with self._snapshot() as conn:
@@ -715,8 +717,8 @@ class SQLiteTransaction:
         cur = self._conn.execute(
             "INSERT INTO memories (tenant, id, scope_id, kind, session_id, role, name, text, "
             "key_own, key_context_name, key_context, occurred_at, tz_offset, recorded_at, "
-            "updated_at, metadata, time_mentions, dedupe_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "updated_at, metadata, time_mentions, dedupe_key, archived_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.scope.tenant,
                 row.id,
@@ -736,6 +738,7 @@ class SQLiteTransaction:
                 _json(row.metadata),
                 _json(row.time_mentions),
                 row.dedupe_key,
+                row.archived_at,
             ),
         )
         rid = int(cur.lastrowid or 0)
@@ -860,6 +863,21 @@ class SQLiteTransaction:
         )
         self._history(row.id, row.scope.tenant, "update", _snapshot(before), _snapshot(row), actor)
         self._index_keys(scope_id, _place(row, rid), row.keys)
+
+    @_guarded
+    def set_archived(self, tenant: str, memory_id: str, at: float | None, actor: str) -> bool:
+        rows = _get(self._conn, tenant, [memory_id])
+        if not rows:
+            raise MemoryNotFound(memory_id)
+        if (rows[0].archived_at is None) == (at is None):
+            return False  # already so: no change, no history
+        self._conn.execute(
+            "UPDATE memories SET archived_at = ? WHERE tenant = ? AND id = ?",
+            (at, tenant, memory_id),
+        )
+        event = "archive" if at is not None else "unarchive"
+        self._history(memory_id, tenant, event, None, _snapshot(rows[0]), actor)
+        return True
 
     @_guarded
     def set_keys(self, tenant: str, memory_id: str, keys: Keys) -> None:
@@ -1234,6 +1252,8 @@ def _where(scope_id: int, flt: Filter) -> tuple[str, builtins.list[Any]]:
         clauses.append(f"m.kind IN ({','.join('?' * len(flt.kinds))})")
         params.extend(flt.kinds)
     more, values = sqlite_facts.fact_where(flt.current_facts, flt.facts_valid_at)
+    if flt.archived is not None:
+        more.append(f"m.archived_at IS {'NOT ' if flt.archived else ''}NULL")
     clauses += more
     params += values
     for key, value in flt.metadata:
@@ -1301,7 +1321,8 @@ def _row_from(r: Sequence[Any]) -> Row:
         metadata=json.loads(r[17]),
         time_mentions=json.loads(r[18]),
         dedupe_key=r[19],
-        fact=fact_from(r[21 : 21 + FACT_WIDTH]),
+        archived_at=None if r[21] is None else float(r[21]),
+        fact=fact_from(r[22 : 22 + FACT_WIDTH]),
     )
 
 
@@ -1310,4 +1331,9 @@ def _place(row: Row, rid: int) -> _Place:
 
 
 def _snapshot(row: Row) -> dict[str, Any]:
-    return {"text": row.text, "metadata": row.metadata, "kind": row.kind}
+    # The scope makes an event of the feed (and a webhook delivery) say whose memory changed.
+    return {
+        "text": row.text, "metadata": row.metadata, "kind": row.kind,
+        "user_id": row.scope.user_id, "agent_id": row.scope.agent_id,
+        "session_id": row.session_id,
+    }  # fmt: skip

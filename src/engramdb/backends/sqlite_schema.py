@@ -330,7 +330,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     ),
     (
         6,
-        "api keys, webhooks, deliveries, event feed",
+        "api keys, webhooks, deliveries, event feed, archive",
         """
         CREATE TABLE api_keys (
             id TEXT PRIMARY KEY,
@@ -365,7 +365,8 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
             at REAL NOT NULL
         );
         CREATE INDEX deliveries_webhook ON deliveries (tenant, webhook_id, id);
-        CREATE INDEX history_feed ON history (tenant, id)
+        CREATE INDEX history_feed ON history (tenant, id);
+        ALTER TABLE memories ADD COLUMN archived_at REAL
         """,
     ),
 )

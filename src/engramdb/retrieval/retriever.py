@@ -136,7 +136,12 @@ class Retriever:
             for source in self.sources:
                 lists.update(source.candidates(self.store, scope, query, vector, n, flt))
             fused = rrf(lists, self.ranking.rrf_k, self.ranking.weights)[: max(limit * 2, 50)]
-            rows = {r.id: r for r in self.store.get(scope.tenant, [f[0] for f in fused])}
+            # An archived record is kept, but out of every answer.
+            rows = {
+                r.id: r
+                for r in self.store.get(scope.tenant, [f[0] for f in fused])
+                if r.archived_at is None
+            }
             at = moment.timestamp()
             for ident in self._learned_after(scope.tenant, rows, at):
                 del rows[ident]  # rerank skips candidates without a row

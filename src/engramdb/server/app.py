@@ -23,7 +23,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+import engramdb
+
 from ..aio import AsyncMemory
 from ..errors import (
     AccessError,
@@ -166,7 +167,7 @@ def create_app(
 
     app = FastAPI(
         title="engramdb",
-        version=__version__,
+        version=engramdb.__version__,
         summary="Long-term memory for LLM agents: episodes, facts with time validity, profile.",
         docs_url=None,  # Swagger UI loads from a CDN: the console and /openapi.json serve instead
         redoc_url=None,

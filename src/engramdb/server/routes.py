@@ -15,7 +15,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from .. import __version__, access
+import engramdb
+
+from .. import access
 from ..errors import InvalidInput
 from ..serialize import JSON, to_dict
 from .app import ERROR_SCHEMA, ServerState
@@ -87,7 +89,7 @@ Admin = Annotated[Principal, _needs("admin", "this administration")]
 @router.get("/health", responses={}, tags=["service"])
 async def health() -> dict[str, str]:
     """Liveness: the process answers."""
-    return {"status": "ok", "version": __version__}
+    return {"status": "ok", "version": engramdb.__version__}
 
 
 @router.get("/ready", responses={503: _ERRORS[503]}, tags=["service"])
@@ -156,8 +158,10 @@ async def list_memories(
     kind: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    archived: bool | None = None,
 ) -> Any:
-    """A page of a scope's memories in recorded order; pass ``next_cursor`` for the next."""
+    """A page of a scope's memories in recorded order; pass ``next_cursor`` for the next.
+    ``archived``: only archived ones (true), none (false), or both (unset)."""
     state = _state(request)
     page = await state.read(
         state.memory_for(principal).list(
@@ -167,6 +171,7 @@ async def list_memories(
             kind=kind,
             limit=limit,
             cursor=cursor,
+            archived=archived,
         )
     )
     return to_dict(page)
@@ -186,6 +191,18 @@ async def update_memory(
     """Correct a memory's text and/or metadata; the old version stays in its history."""
     mem = _state(request).memory_for(principal)
     return to_dict(await mem.update(memory_id, body.text, body.metadata))
+
+
+@router.post("/memories/{memory_id}/archive", tags=["memories"])
+async def archive_memory(request: Request, memory_id: str, principal: Writer) -> Any:
+    """Put a memory away: kept and listed, but out of search, context, facts and profile."""
+    return to_dict(await _state(request).memory_for(principal).archive(memory_id))
+
+
+@router.post("/memories/{memory_id}/unarchive", tags=["memories"])
+async def unarchive_memory(request: Request, memory_id: str, principal: Writer) -> Any:
+    """Bring an archived memory back into search, context, facts and profile."""
+    return to_dict(await _state(request).memory_for(principal).unarchive(memory_id))
 
 
 @router.delete("/memories/{memory_id}", tags=["memories"])
@@ -359,7 +376,7 @@ def _grouped(scopes: list[dict[str, Any]], key: str, other: str) -> list[dict[st
 async def purge_user(request: Request, user_id: str, principal: Admin) -> dict[str, Any]:
     """Erase a user for good (GDPR), with any agent; returns a deletion receipt."""
     receipt = await _state(request).memory_for(principal).purge_user(user_id)
-    return {"user_id": user_id, "removed": receipt}
+    return {"user_id": user_id, **receipt}
 
 
 @router.delete("/tenant", tags=["tenant"])
@@ -375,7 +392,7 @@ async def purge_tenant(
             "cannot be undone"
         )
     receipt = await _state(request).memory_for(principal).purge_tenant()
-    return {"tenant": principal.tenant, "removed": receipt}
+    return {"tenant": principal.tenant, **receipt}
 
 
 # -- export, import --------------------------------------------------------------------------
