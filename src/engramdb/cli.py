@@ -694,4 +694,8 @@ def _progress() -> Iterator[Progress]:
 from . import cli_server  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # Run as a script, this file is a second copy of engramdb.cli: the server's commands are
+    # registered on the imported one's group.
+    from engramdb.cli import main as registered
+
+    registered()

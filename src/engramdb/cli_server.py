@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import threading
 from pathlib import Path
 
 import click
@@ -133,3 +136,39 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     with _memory(ctx) as mem:
         access.revoke_key(mem, key_id, every_tenant=True)
     err.print(f"revoked {key_id}")
+
+
+@main.command()
+@click.option("--name", help="This worker's name in the job leases (default: host:pid).")
+@click.option("--batch", default=32, show_default=True, help="Jobs of each kind leased at once.")
+@click.option(
+    "--lease", default=300.0, show_default=True,
+    help="Seconds a leased job stays this worker's; a dead worker's jobs are retried after.",
+)  # fmt: skip
+@click.option("--poll", default=1.0, show_default=True, help="Seconds to wait when idle.")
+@click.option("--once", is_flag=True, help="Run the pending jobs once, then exit.")
+@click.pass_context
+def worker(
+    ctx: click.Context, name: str | None, batch: int, lease: float, poll: float, once: bool
+) -> None:
+    """Run consolidation jobs (embedding, fact extraction) of every tenant from the store's
+    queue, beside `engram serve --consolidate deferred` processes; start as many as you like.
+    Stops at SIGTERM or Ctrl-C after the batch in hand."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    label = name or f"{socket.gethostname()}:{os.getpid()}"
+    with _memory(ctx) as mem:
+        err.print(f"engram worker {label} on {mem.path}", highlight=False)
+        while not stop.is_set():
+            report = mem.work(label, batch, lease)
+            if report.done or report.extracted or report.failed:
+                err.print(
+                    f"embedded {report.done}, extracted {report.extracted} "
+                    f"(+{report.facts_added} facts), failed {report.failed}",
+                    highlight=False,
+                )
+            elif once:
+                break
+            else:
+                stop.wait(poll)

@@ -384,6 +384,36 @@ class Memory:
         # Facts added meanwhile were embedded with them; any whose embedding failed is pending.
         return report
 
+    def work(self, worker: str, limit: int = 32, lease_seconds: float = 300.0) -> ProcessReport:
+        """Lease up to ``limit`` pending jobs of each kind, of every tenant, and run them: what
+        ``engram worker`` repeats. Several workers (processes, machines) may call it at once on
+        one store: a leased job is theirs until ``lease_seconds`` pass; a worker that dies
+        leaves its jobs to be leased again then. A job's effects and its end are one
+        transaction, so no job is ever applied twice. A job that fails stays leased until its
+        lease runs out: a failing LLM is retried no faster than that.
+        """
+        name = text_arg(worker, "work() worker", max_chars=200)
+        limit = int_arg(limit, "work() limit", maximum=MAX_LIMIT)
+        if not isinstance(lease_seconds, int | float) or not 0 < lease_seconds <= 86_400:
+            raise InvalidInput("work() lease_seconds must be a number of seconds from 0 to 86400")
+        until = datetime.now(UTC).timestamp() + lease_seconds
+        report = ProcessReport()
+        with self._store.transaction() as tx:
+            embeds = tx.lease_jobs("embed", limit, name, until)
+        for tenant, ids in _by_tenant(embeds).items():
+            part = self._ingest.embed(tenant, ids)
+            report.done, report.failed = report.done + part.done, report.failed + part.failed
+            report.errors += part.errors
+        with self._store.transaction() as tx:
+            extracts = tx.lease_jobs("extract", limit, name, until)
+        for tenant, ids in _by_tenant(extracts).items():
+            facts = self._consolidator.run(tenant, ids)
+            report.extracted += facts.messages
+            report.facts_added += facts.added
+            report.failed += facts.failed
+            report.errors += facts.errors
+        return report
+
     # -- read ----------------------------------------------------------------------------------
 
     def _id(self, memory_id: object, operation: str) -> str:
@@ -797,6 +827,13 @@ class Memory:
     def stats(self) -> dict[str, Any]:
         """Counts, sizes, pending work and the embedder of the store."""
         return {**self._store.stats(self.tenant), "embedder": self.embedder.name}
+
+
+def _by_tenant(jobs: Iterable[Any]) -> dict[str, builtins.list[str]]:
+    out: dict[str, builtins.list[str]] = {}
+    for job in jobs:
+        out.setdefault(job.tenant, []).append(job.memory_id)
+    return out
 
 
 def _moment(as_of: object) -> datetime:

@@ -139,6 +139,16 @@ class Transaction(Protocol):
         """Records derived from any of these: (id, how many of its sources are not among
         them). A delete of the sources purges those with none left."""
 
+    def lease_jobs(self, kind: str, limit: int, worker: str, until: float) -> builtins.list[Job]:
+        """Claim up to ``limit`` jobs of this kind, of every tenant, oldest first, that no
+        worker holds (or whose lease has run out: a worker that died), until ``until`` (epoch
+        seconds). Several workers lease at once without taking the same job
+        (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+
+    def pending_jobs(self, tenant: str, ids: Sequence[str], kind: str) -> set[str]:
+        """Which of these records still have a job of this kind, locked until the transaction
+        ends: work applied in the same transaction as its job ends is never applied twice."""
+
     def set_meta(self, key: str, value: str) -> None:
         """Set a store-level setting."""
 

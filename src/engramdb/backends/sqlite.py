@@ -995,6 +995,36 @@ class SQLiteTransaction:
                 self._queue(tenant, int(found[0]), kind)
 
     @_guarded
+    def lease_jobs(self, kind: str, limit: int, worker: str, until: float) -> builtins.list[Job]:
+        found = self._conn.execute(
+            "SELECT j.id, j.kind, m.id, j.tenant, j.attempts, j.last_error FROM jobs j "
+            "JOIN memories m ON m.rid = j.memory_rid WHERE j.kind = ? "
+            "AND (j.leased_until IS NULL OR j.leased_until < ?) ORDER BY j.id LIMIT ?",
+            (kind, self.now, limit),
+        ).fetchall()
+        self._conn.executemany(
+            "UPDATE jobs SET leased_until = ?, leased_by = ? WHERE id = ?",
+            [(until, worker, int(r[0])) for r in found],
+        )
+        return [Job(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5]) for r in found]
+
+    @_guarded
+    def pending_jobs(self, tenant: str, ids: Sequence[str], kind: str) -> set[str]:
+        pending: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = builtins.list(ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            pending.update(
+                str(r[0])
+                for r in self._conn.execute(
+                    f"SELECT m.id FROM jobs j JOIN memories m ON m.rid = j.memory_rid "
+                    f"WHERE j.kind = ? AND m.tenant = ? AND m.id IN ({marks})",
+                    [kind, tenant, *chunk],
+                )
+            )
+        return pending
+
+    @_guarded
     def finish_jobs(self, tenant: str, ids: Sequence[str], kind: str) -> None:
         self._conn.executemany(
             "DELETE FROM jobs WHERE kind = ? AND memory_rid = "

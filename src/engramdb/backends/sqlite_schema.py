@@ -369,6 +369,15 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
         ALTER TABLE memories ADD COLUMN archived_at REAL
         """,
     ),
+    (
+        7,
+        "job leases for workers",
+        """
+        ALTER TABLE jobs ADD COLUMN leased_until REAL;
+        ALTER TABLE jobs ADD COLUMN leased_by TEXT;
+        CREATE INDEX jobs_kind ON jobs (kind, id)
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

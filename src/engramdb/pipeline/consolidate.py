@@ -107,7 +107,9 @@ class Consolidator:
         now = time.time()
         offsets = {r.id: r.tz_offset for r in rows}
         with self.store.transaction() as tx:
-            alive = {r.id for r in tx.get(scope.tenant, ids)}  # deleted meanwhile: skipped
+            # Deleted meanwhile, or consolidated meanwhile by another worker: skipped.
+            alive = {r.id for r in tx.get(scope.tenant, ids)}
+            alive &= tx.pending_jobs(scope.tenant, ids, "extract")
             for claim in sorted(claims, key=lambda c: c.valid_from):
                 sources = tuple(s for s in claim.source_ids if s in alive)
                 if not sources:

@@ -1,0 +1,128 @@
+"""Candidate queries of the PostgreSQL store: BM25 over stored terms, cosine over pgvector.
+
+**Lexical.** Every record's weighted terms are stored as rows (term id, frequency) with its
+length, exactly as the SQLite store analyses them (:func:`~engramdb.backends.lexical.key_terms`,
+64-bit term ids), and the scope row keeps the count and total length of its records. One SQL
+statement then scores the query's terms with the BM25 of :class:`~engramdb.backends.lexical.
+LexicalSet` (same K1, B, idf and length normalisation, document frequencies over the whole
+scope, the filter applied to the scored records only): the same ranking function on both
+backends, so fusion and the evaluations see the same lexical lists.
+
+**Dense.** A scope small enough to scan (the common case: one user's memories) is ranked
+exactly, like the SQLite store's matrix product; a larger one goes through the HNSW index with
+pgvector's iterative scan, so a filter that keeps few rows still gets ``limit`` of them, and
+falls back to the exact scan when the index gives fewer than asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..records import Filter, Scored, Vector
+from ..text import tokens
+from .lexical import B, K1, term_id
+from .postgres_rows import where
+from .postgres_schema import Conn
+
+#: Scopes with at most this many records are ranked by an exact scan: at 20k vectors of 384
+#: floats it costs about what an HNSW probe does, and its recall is perfect.
+EXACT_MAX = 20_000
+#: HNSW candidate list per probe (recall ~0.96 at 100k x 384, docs/postgres.md).
+EF_SEARCH = 100
+#: How many index tuples an iterative scan may visit before giving up on a narrow filter.
+MAX_SCAN_TUPLES = 50_000
+
+
+def lexical(conn: Conn, tenant: str, scope_id: int, query: str, limit: int, flt: Filter) -> Scored:
+    """The best records of a scope for a query's words by BM25, under a filter."""
+    terms = [term_id(t) for t in dict.fromkeys(tokens(query))]
+    if not terms or limit <= 0:
+        return []
+    cond, params = where(tenant, scope_id, flt)
+    # df and the averages are over the whole scope (as LexicalSet counts every live record);
+    # only the scored records are filtered.
+    sql = f"""
+        WITH s AS (
+            SELECT docs::float8 AS docs, GREATEST(doc_length / NULLIF(docs, 0), 1.0) AS avg
+            FROM scopes WHERE tenant = %s AND id = %s
+        ), p AS (
+            SELECT term, rid, tf FROM lexical_terms
+            WHERE tenant = %s AND scope_id = %s AND term = ANY(%s::bigint[])
+        ), df AS (
+            SELECT p.term, ln(1 + (s.docs - count(*) + 0.5) / (count(*)::float8 + 0.5)) AS idf
+            FROM p CROSS JOIN s GROUP BY p.term, s.docs
+        )
+        SELECT id, score FROM (
+            SELECT m.rid, m.id, sum(
+                df.idf * p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * m.lex_length / s.avg))
+            ) AS score
+            FROM p JOIN df ON df.term = p.term CROSS JOIN s
+            JOIN memories m ON m.tenant = %s AND m.rid = p.rid
+            WHERE {cond}
+            GROUP BY m.rid, m.id
+        ) scored
+        WHERE score > 0 ORDER BY score DESC, rid LIMIT %s
+    """
+    head = [tenant, scope_id, tenant, scope_id, terms, tenant]
+    return [(str(i), float(s)) for i, s in conn.execute(sql, [*head, *params, limit])]
+
+
+def dense(
+    conn: Conn, tenant: str, scope_id: int, docs: int, query: Vector, limit: int, flt: Filter
+) -> Scored:
+    """The records of a scope nearest to a unit query vector (cosine similarity), under a
+    filter. ``docs`` is how many records the scope holds."""
+    if limit <= 0:
+        return []
+    vector = np.asarray(query, dtype=np.float32)
+    if docs > EXACT_MAX:
+        found = _approximate(conn, tenant, scope_id, vector, limit, flt)
+        if len(found) >= limit:
+            return found
+    return _exact(conn, tenant, scope_id, vector, limit, flt)
+
+
+def _exact(
+    conn: Conn, tenant: str, scope_id: int, vector: Vector, limit: int, flt: Filter
+) -> Scored:
+    cond, params = where(tenant, scope_id, flt)
+    # MATERIALIZED keeps the ORDER BY from being served by the HNSW index: this scan is exact.
+    sql = f"""
+        WITH c AS MATERIALIZED (
+            SELECT m.id, m.rid, v.embedding <=> %s AS d FROM vectors v
+            JOIN memories m ON m.tenant = v.tenant AND m.rid = v.rid
+            WHERE v.tenant = %s AND v.scope_id = %s AND {cond}
+        )
+        SELECT id, 1 - d FROM c ORDER BY d, rid LIMIT %s
+    """
+    return _scored(conn.execute(sql, [vector, tenant, scope_id, *params, limit]))
+
+
+def _approximate(
+    conn: Conn, tenant: str, scope_id: int, vector: Vector, limit: int, flt: Filter
+) -> Scored:
+    cond, params = where(tenant, scope_id, flt)
+    sql = f"""
+        SELECT id, 1 - d FROM (
+            SELECT m.id, m.rid, v.embedding <=> %s AS d FROM vectors v
+            JOIN memories m ON m.tenant = v.tenant AND m.rid = v.rid
+            WHERE v.tenant = %s AND v.scope_id = %s AND {cond}
+            ORDER BY v.embedding <=> %s LIMIT %s
+        ) near ORDER BY d, rid
+    """
+    with conn.transaction():
+        # Settings for this transaction only: a pooled connection goes back unchanged.
+        conn.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.max_scan_tuples', %s, true)",
+            (str(max(EF_SEARCH, min(limit, 1000))), str(MAX_SCAN_TUPLES)),
+        )
+        return _scored(conn.execute(sql, [vector, tenant, scope_id, *params, vector, limit]))
+
+
+def _scored(rows: Any) -> Scored:
+    # A zero vector has no direction: pgvector says NaN, the SQLite store's dot product 0.
+    return [(str(i), float(s) if s == s else 0.0) for i, s in rows]
