@@ -4,6 +4,7 @@ place. Nothing acknowledged is lost, and no job is applied twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,11 +14,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from engramdb import Memory, access
+from engramdb.llms.test import TestLLM
 
 pytest.importorskip("uvicorn")
 
@@ -148,13 +151,27 @@ def test_two_servers_and_two_workers_lose_nothing_and_apply_no_job_twice(
 
 def test_a_job_run_twice_is_applied_once(tmp_path: Path) -> None:
     # Two workers that leased the same job (the first one's lease ran out while it was slow)
-    # both extract; only the transaction that still finds the job applies it.
-    with Memory(tmp_path / "a.db", embedder="test", consolidate="deferred") as mem:
-        ids = mem.add("I moved to Porto last month.", user_id="maya")
+    # both ask the LLM, which answers differently each time; only the transaction that still
+    # finds the job applies its answer.
+    answers = iter(["Porto", "Braga"])
+
+    def handler(messages: list[Any]) -> str:
+        city = next(answers)
+        claim = {
+            "subject": "Maya", "statement": f"Maya lives in {city}.", "attribute": "lives_in",
+            "value": city, "kind": "fact", "messages": [1], "valid_from": None, "ends": False,
+            "entities": [],
+        }  # fmt: skip
+        return json.dumps({"claims": [claim]})
+
+    llm = TestLLM(handler)
+    with Memory(tmp_path / "a.db", embedder="test", llm=llm, consolidate="deferred") as mem:
+        ids = mem.add("I have news about where I live.", user_id="maya")
         for _ in range(2):
             mem._consolidator.run(mem.tenant, ids)
-        (fact,) = mem.facts(user_id="maya").items
-        assert [e.event for e in mem.history(fact.id)] == ["create"]
+        facts = mem.facts(user_id="maya", include_expired=True).items
+        assert [f.value for f in facts] == ["Porto"]
+        assert [e.event for e in mem.history(facts[0].id)] == ["create"]
 
 
 def test_leases_hand_each_job_to_one_worker_until_it_runs_out(tmp_path: Path) -> None:
