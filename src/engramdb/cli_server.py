@@ -6,6 +6,8 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -13,6 +15,7 @@ from rich.table import Table
 
 from . import access
 from .cli import _cell, _fail, _memory, _print_json, err, main, out
+from .errors import EmbedderMismatch
 from .memory import Memory
 from .serialize import to_dict
 
@@ -172,3 +175,53 @@ def worker(
                 break
             else:
                 stop.wait(poll)
+
+
+@main.command(name="migrate")
+@click.option("--from", "source", required=True, help="The store to copy: a path or URL.")
+@click.option("--to", "target", required=True, help="The store to fill: a path or URL.")
+@click.option("--no-verify", is_flag=True, help="Skip comparing the two stores afterwards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def migrate_command(
+    ctx: click.Context, source: str, target: str, no_verify: bool, as_json: bool
+) -> None:
+    """Copy a whole store (every tenant: records, vectors, facts, history, pending work, keys,
+    webhooks) to another backend, e.g. `--from sqlite:///engram.db --to postgresql://...`,
+    then compare the two. Safe to run again after an interruption."""
+    from .migrate import migrate
+
+    with (
+        _open_as_stored(source, ctx.obj["embedder"]) as src,
+        Memory(target, embedder=src.embedder, consolidate="off") as dst,
+    ):
+        report = migrate(src, dst, verify=not no_verify)
+    if as_json:
+        _print_json(to_dict(vars(report)))
+    else:
+        for tenant, moved in report.tenants.items():
+            err.print(f"tenant {tenant!r}: " + ", ".join(f"{v} {k}" for k, v in moved.items()))
+        if report.exports_equal is not None:
+            agreement = report.search_agreement
+            err.print(
+                f"check: exports {'equal' if report.exports_equal else 'DIFFER'}; searches "
+                + ("none" if agreement is None else f"agree {agreement:.0%} (top 5)")
+            )
+    if report.problems:
+        _fail("; ".join(report.problems))
+
+
+@contextmanager
+def _open_as_stored(url: str, embedder: str | None) -> Iterator[Memory]:
+    """The store at ``url`` with the embedder its vectors were made with (unless one is
+    given): a migration never re-embeds."""
+    try:
+        mem = Memory(url, embedder=embedder or "test")
+    except EmbedderMismatch as exc:
+        if embedder is not None:
+            raise
+        mem = Memory(url, embedder=exc.stored)
+    try:
+        yield mem
+    finally:
+        mem.close()

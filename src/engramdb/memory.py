@@ -651,17 +651,26 @@ class Memory:
     # -- portability -----------------------------------------------------------------------------
 
     def export(
-        self, out: IO[str], *, user_id: str | None = None, agent_id: str | None = None
+        self,
+        out: IO[str],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        vectors: bool = False,
     ) -> int:
-        """Write every memory (or one scope's) as JSON lines; returns how many."""
+        """Write every memory (or one scope's) as JSON lines; returns how many. With
+        ``vectors`` each record carries its vector (base64 float32), which an import into a
+        store with the same embedder keeps instead of embedding again."""
         from .portable import write_export
 
         everyone = user_id is None and agent_id is None
         scope = None if everyone else self._scope("export", user_id, agent_id)
-
+        carried = None
+        if flag_arg(vectors, "export() vectors"):
+            carried = lambda rows: self._store.vectors(self.tenant, [r.id for r in rows])  # noqa: E731
         return write_export(
             out, self._store.iter_rows(self.tenant, scope), self.embedder.name,
-            lambda rows: self._store.mentions(self.tenant, [r.id for r in rows]),
+            lambda rows: self._store.mentions(self.tenant, [r.id for r in rows]), carried,
         )  # fmt: skip
 
     def import_records(
@@ -701,7 +710,7 @@ class Memory:
         # its sources are linked once every record is in.
         derived: dict[str, builtins.list[str]] = {}
         try:
-            for pairs in rows_from_export(numbered, self.tenant, batch):
+            for pairs in rows_from_export(numbered, self.tenant, batch, self.embedder.name):
                 try:
                     new = set(self._ingest.import_rows([row for _, row in pairs], "import"))
                 except IdConflict as exc:  # name the record, as for any other bad record
@@ -753,7 +762,7 @@ class Memory:
         if fmt == "engramdb":
             for _ in rows_from_export(read_export(source), self.tenant, 500):
                 pass  # the whole file is checked before anything is written
-            return self._import_export(read_export(source), 500, progress)
+            return self._import_export(read_export(source), 500, progress)  # vectors kept
         for _ in self._conversations(source, fmt, user, agent):
             pass  # likewise
         added = 0

@@ -6,19 +6,26 @@
  "keys": {"own": "...", "context_name": "...", "context": "..."}, ...}
 ```
 
-Vectors are not exported: they are derived data, recomputed on import from the exported keys,
-which are the keys ``add`` built, so an import finds what the original store found. Everything
+Vectors are derived data: by default they are not exported but recomputed on import from the
+exported keys, which are the keys ``add`` built, so an import finds what the original store
+found. ``export(vectors=True)`` (and ``engram migrate``) adds each record's vector
+(``"embedding": {"embedder", "hash", "vector": base64 float32}``); an import into a store with
+the same embedder stores it as it is, one with another embedder embeds again. Everything
 else round-trips, ids, times, the speaker's offset and identity included. Format 1 (one
 ``index_text`` string) is still read.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 from .errors import ImportFormatError, InvalidInput, shorten
 from .importers import json_lines
@@ -35,8 +42,20 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
-def row_to_dict(row: Row) -> dict[str, Any]:
-    """One row as an export record."""
+def row_to_dict(row: Row, embedder: str | None = None) -> dict[str, Any]:
+    """One row as an export record (with its vector when it carries one and ``embedder`` names
+    the model that made it)."""
+    record = _record_dict(row)
+    if row.embedding is not None and embedder is not None:
+        ehash, vector = row.embedding
+        raw = np.asarray(vector, dtype="<f4").tobytes()
+        record["embedding"] = {
+            "embedder": embedder, "hash": ehash, "vector": base64.b64encode(raw).decode("ascii"),
+        }  # fmt: skip
+    return record
+
+
+def _record_dict(row: Row) -> dict[str, Any]:
     return {
         "id": row.id,
         "kind": row.kind,
@@ -158,6 +177,7 @@ def write_export(
     rows: Iterable[Row],
     embedder: str,
     mentions: Callable[[list[Row]], dict[str, list[EntityLink]]] | None = None,
+    vectors: Callable[[list[Row]], dict[str, tuple[str, Any]]] | None = None,
 ) -> int:
     """Write the header and every row (with the entities it mentions, read a page at a time by
     ``mentions``); returns the number of rows.
@@ -179,9 +199,12 @@ def write_export(
     count = 0
     for page in _pages(rows, 500):
         found = mentions(page) if mentions is not None else {}
+        embedded = vectors(page) if vectors is not None else {}
         for row in page:
             row.mentions = found.get(row.id, [])
-            _write(out, json.dumps(row_to_dict(row), ensure_ascii=False) + "\n")
+            row.embedding = embedded.get(row.id)
+            line = json.dumps(row_to_dict(row, embedder), ensure_ascii=False)
+            _write(out, line + "\n")
             count += 1
     return count
 
@@ -212,13 +235,36 @@ def is_export_header(record: Mapping[str, Any]) -> bool:
     return "engramdb_export" in record
 
 
-def row_from_dict(record: Mapping[str, Any], tenant: str, where: str) -> Row:
-    """An export record back into a row, every field checked (``where`` names it in errors)."""
+def row_from_dict(
+    record: Mapping[str, Any], tenant: str, where: str, embedder: str | None = None
+) -> Row:
+    """An export record back into a row, every field checked (``where`` names it in errors).
+    Its vector is kept only when it was made by ``embedder``."""
     try:
-        return _row(record, tenant)
+        row = _row(record, tenant)
+        if embedder is not None and record.get("embedding") is not None:
+            row.embedding = _embedding(record["embedding"], embedder)
+        return row
     except (InvalidInput, KeyError, TypeError, ValueError, OverflowError) as exc:
         detail = f"lacks {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ImportFormatError(f"{where}: malformed export record ({detail})") from exc
+
+
+def _embedding(value: object, embedder: str) -> tuple[str, Any] | None:
+    if not isinstance(value, Mapping) or not isinstance(value.get("hash"), str):
+        raise ValueError("embedding must be {embedder, hash, vector}")
+    if value.get("embedder") != embedder:
+        return None  # another model's vector: embedded again on import
+    try:
+        raw = base64.b64decode(str(value.get("vector")), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"embedding vector is not base64: {exc}") from exc
+    if not raw or len(raw) % 4:
+        raise ValueError("embedding vector is not float32 values")
+    vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if not np.isfinite(vector).all():
+        raise ValueError("embedding vector has non-finite values")
+    return str(value["hash"]), vector
 
 
 def _row(record: Mapping[str, Any], tenant: str) -> Row:
@@ -314,7 +360,10 @@ def _keys(record: Mapping[str, Any]) -> Keys:
 
 
 def rows_from_export(
-    records: Iterable[tuple[str, Mapping[str, Any]]], tenant: str, batch: int
+    records: Iterable[tuple[str, Mapping[str, Any]]],
+    tenant: str,
+    batch: int,
+    embedder: str | None = None,
 ) -> Iterator[list[tuple[str, Row]]]:
     """Batches of (where, row) from (where, export record) pairs; ``where`` names a record in errors
     (``file:line``). The header, if present, is skipped.
@@ -335,7 +384,7 @@ def rows_from_export(
                     f"engramdb (it reads formats {', '.join(map(str, _READS))}): upgrade engramdb"
                 )
             continue
-        row = row_from_dict(record, tenant, where)
+        row = row_from_dict(record, tenant, where, embedder)
         if row.id in seen:
             raise ImportFormatError(f"{where}: id {row.id!r:.60} appears twice in the export")
         seen.add(row.id)

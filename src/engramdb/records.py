@@ -77,6 +77,8 @@ class Row:
     mentions: builtins.list[EntityLink] = field(default_factory=list)
     #: When it was archived: kept and listed, but out of search, context, facts and profile.
     archived_at: float | None = None
+    #: Its vector and embedded-text hash, when an export or a migration carries them.
+    embedding: tuple[str, Vector] | None = None
 
 
 @dataclass

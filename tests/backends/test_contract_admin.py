@@ -149,3 +149,43 @@ def test_purging_a_tenant_removes_its_keys_webhooks_and_history(store: Store) ->
     assert store.scopes("t1") == [] and store.events("t1", 0, 100) == []
     assert store.api_key("hash-1") is None and store.api_key("hash-2") is not None
     assert store.webhooks("t1") == [] and len(store.scopes("t2")) == 1
+
+
+def test_what_a_migration_reads_and_writes(store: Store) -> None:
+    rows = [_row(ANA, "one"), _row(ANA, "two")]
+    with store.transaction() as tx:
+        tx.insert(rows, "test")
+        tx.insert_key(_key("k1", "t3"), "hash-1")
+    _embed(store, "t1", rows[:1])
+    assert store.tenants() == ["t1", "t3"]
+    vectors = store.vectors("t1", [r.id for r in rows])
+    assert list(vectors) == [rows[0].id] and vectors[rows[0].id][0] == "h0"
+    assert store.vectors("t2", [r.id for r in rows]) == {}
+    assert [(k.id, d) for k, d in store.api_key_digests("t3")] == [("k1", "hash-1")]
+    old = store.events("t1", 0, 100)
+    with store.transaction() as tx:
+        tx.replace_history("t1", old[:1])
+    (kept,) = store.events("t1", 0, 100)
+    assert (kept.memory_id, kept.event, kept.after, kept.at) == (
+        old[0].memory_id, old[0].event, old[0].after, old[0].at,
+    )  # fmt: skip
+
+
+def test_job_leases_go_to_one_worker_and_pending_jobs_are_those_left(store: Store) -> None:
+    rows = [_row(ANA, f"turn {n}") for n in range(4)]
+    with store.transaction() as tx:
+        tx.insert(rows, "test", extract=True)
+        tx.insert([_row(OTHER_TENANT, "elsewhere")], "test", extract=True)
+    with store.transaction() as tx:
+        first = tx.lease_jobs("extract", 3, "a", 4_000_000_000.0)
+    with store.transaction() as tx:
+        second = tx.lease_jobs("extract", 10, "b", 4_000_000_000.0)
+        assert tx.lease_jobs("extract", 10, "c", 4_000_000_000.0) == []
+    assert len(first) == 3 and len(second) == 2
+    assert {j.tenant for j in first + second} == {"t1", "t2"}
+    assert not {j.memory_id for j in first} & {j.memory_id for j in second}
+    ids = [r.id for r in rows]
+    with store.transaction() as tx:
+        tx.finish_jobs("t1", ids[:2], "extract")
+        assert tx.pending_jobs("t1", ids, "extract") == set(ids[2:])
+        assert tx.pending_jobs("t2", ids, "extract") == set()

@@ -157,6 +157,10 @@ class Transaction(Protocol):
 
     # What a server keeps beside the memories.
 
+    def replace_history(self, tenant: str, entries: Sequence[HistoryEntry]) -> None:
+        """Make ``entries`` (oldest first) the tenant's whole history: a migration carries the
+        audit log over as it was, instead of the creation events its own inserts wrote."""
+
     def insert_key(self, key: ApiKey, digest: str) -> None:
         """Store an API key under the hash of its secret (the secret itself is never kept)."""
 
@@ -245,6 +249,17 @@ class Store(Protocol):
 
     def api_keys(self, tenant: str | None) -> builtins.list[ApiKey]:
         """The keys of a tenant (every tenant's when None), oldest first."""
+
+    def api_key_digests(self, tenant: str) -> builtins.list[tuple[ApiKey, str]]:
+        """A tenant's keys with the hashes of their secrets: what a migration moves."""
+
+    def tenants(self) -> builtins.list[str]:
+        """Every tenant that has records, keys, webhooks or history."""
+
+    def vectors(self, tenant: str, ids: Sequence[str]) -> dict[str, tuple[str, Vector]]:
+        """The stored vectors of these records with their embedded-text hashes (records
+        without a vector yet are left out): a migration moves them instead of embedding
+        again."""
 
     def webhooks(self, tenant: str | None) -> builtins.list[tuple[Webhook, str]]:
         """Subscriptions with their signing secrets (every tenant's when None)."""

@@ -635,6 +635,34 @@ class SQLiteStore:
         return sqlite_admin.keys(self._reader(), tenant)
 
     @_guarded
+    def api_key_digests(self, tenant: str) -> builtins.list[tuple[ApiKey, str]]:
+        return sqlite_admin.key_digests(self._reader(), tenant)
+
+    @_guarded
+    def tenants(self) -> builtins.list[str]:
+        conn = self._reader()
+        found = conn.execute(
+            "SELECT tenant FROM scopes UNION SELECT tenant FROM api_keys "
+            "UNION SELECT tenant FROM webhooks UNION SELECT tenant FROM history ORDER BY 1"
+        ).fetchall()
+        return [str(r[0]) for r in found]
+
+    @_guarded
+    def vectors(self, tenant: str, ids: Sequence[str]) -> dict[str, tuple[str, Vector]]:
+        out: dict[str, tuple[str, Vector]] = {}
+        conn = self._reader()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = builtins.list(ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            for ident, ehash, blob in conn.execute(
+                f"SELECT m.id, v.embed_hash, v.vec FROM memories m JOIN vectors v "
+                f"ON v.rid = m.rid WHERE m.tenant = ? AND m.id IN ({marks})",
+                [tenant, *chunk],
+            ):
+                out[str(ident)] = (str(ehash), np.frombuffer(blob, dtype=np.float32))
+        return out
+
+    @_guarded
     def webhooks(self, tenant: str | None) -> builtins.list[tuple[Webhook, str]]:
         return sqlite_admin.webhooks(self._reader(), tenant)
 
@@ -1158,6 +1186,20 @@ class SQLiteTransaction:
                 sqlite_facts.mention(self._conn, entity, rid)
 
     # -- what a server keeps beside the memories ------------------------------------------------
+
+    @_guarded
+    def replace_history(self, tenant: str, entries: Sequence[HistoryEntry]) -> None:
+        self._conn.execute("DELETE FROM history WHERE tenant = ?", (tenant,))
+        self._conn.executemany(
+            "INSERT INTO history (memory_id, tenant, event, before, after, actor, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (e.memory_id, tenant, e.event,
+                 None if e.before is None else _json(e.before),
+                 None if e.after is None else _json(e.after), e.actor, e.at.timestamp())
+                for e in entries
+            ],
+        )  # fmt: skip
 
     @_guarded
     def insert_key(self, key: ApiKey, digest: str) -> None:

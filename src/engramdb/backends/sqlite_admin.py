@@ -52,6 +52,17 @@ def keys(conn: sqlite3.Connection, tenant: str | None) -> list[ApiKey]:
     ]
 
 
+def key_digests(conn: sqlite3.Connection, tenant: str) -> list[tuple[ApiKey, str]]:
+    """A tenant's keys with the hashes of their secrets (to move them to another store)."""
+    return [
+        (_key(r[:-1]), str(r[-1]))
+        for r in conn.execute(
+            f"SELECT {_KEY_COLUMNS}, hash FROM api_keys WHERE tenant = ? ORDER BY created_at, id",
+            (tenant,),
+        )
+    ]
+
+
 def revoke_key(conn: sqlite3.Connection, key_id: str, tenant: str | None, at: float) -> bool:
     sql = "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
     params: tuple[object, ...] = (at, key_id)
@@ -102,12 +113,15 @@ def delete_webhook(conn: sqlite3.Connection, tenant: str, hook_id: str) -> bool:
 
 
 def log_delivery(conn: sqlite3.Connection, d: Delivery, advance: bool) -> None:
-    """Record one delivery attempt; a final one (delivered or given up) moves the cursor."""
+    """Record one delivery attempt; a final one (delivered or given up) moves the cursor. An
+    attempt that ends after its subscription was deleted is not recorded: nothing would ever
+    read or remove its row."""
     conn.execute(
         "INSERT INTO deliveries (tenant, webhook_id, event_id, attempt, status, http_status, "
-        "error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "error, at) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+        "WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant = ? AND id = ?)",
         (d.tenant, d.webhook_id, d.event_id, d.attempt, d.status, d.http_status, d.error,
-         d.at.timestamp()),
+         d.at.timestamp(), d.tenant, d.webhook_id),
     )  # fmt: skip
     if advance:
         conn.execute(

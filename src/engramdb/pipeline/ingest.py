@@ -194,13 +194,30 @@ class Ingest:
         with self.store.transaction() as tx:
             stored = tx.insert(rows, actor)
         new = [row.id for row, (_, created) in zip(rows, stored, strict=True) if created]
+        fresh = set(new)
+        carried = [r for r in rows if r.id in fresh and self._fits(r)]
+        if carried:  # vectors an export or a migration brought: stored, not computed again
+            with self.store.transaction() as tx:
+                for tenant in {r.scope.tenant for r in carried}:
+                    tx.put_vectors(tenant, [
+                        (r.id, r.keys, r.embedding[0], r.embedding[1])  # type: ignore[index]
+                        for r in carried if r.scope.tenant == tenant
+                    ])  # fmt: skip
+        done = {r.id for r in carried}
         by_tenant: dict[str, list[str]] = {}
         for row in rows:
-            if row.id in new:
+            if row.id in fresh and row.id not in done:
                 by_tenant.setdefault(row.scope.tenant, []).append(row.id)
         for tenant, ids in by_tenant.items():
             self.embed(tenant, ids)
         return new
+
+    def _fits(self, row: Row) -> bool:
+        """Whether a carried vector can be stored as it is: this embedder's size, and the hash
+        this embedder gives the record's key (else the key changed since: embed again)."""
+        if row.embedding is None or row.embedding[1].shape != (self.embedder.dim,):
+            return False
+        return row.embedding[0] == embed_hash(self.embedder.name, embed_text(row.keys))
 
     def link_sources(self, tenant: str, sources: Mapping[str, Sequence[str]]) -> None:
         """Link imported records to their sources once all are stored (already linked ones are
