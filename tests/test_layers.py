@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"results"},
     {"profile"},
     {"memory", "portable", "importers"},
-    {"access", "aio"},
+    {"access", "aio", "migrate"},
     {"cli", "cli_server", "server", "demo", "evals", "serialize", "__init__", "__main__"},
 ]
 

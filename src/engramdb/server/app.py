@@ -235,7 +235,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(_BodyTooLarge)
     async def too_large(request: Request, exc: _BodyTooLarge) -> JSONResponse:
-        return error_response("body_too_large", str(exc), 413)
+        return error_response("body_too_large", str(exc.detail), 413)
 
     @app.exception_handler(_Timeout)
     async def timeout(request: Request, exc: _Timeout) -> JSONResponse:
@@ -292,9 +292,11 @@ def _counting(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLarge(HTTPException):
+    # An HTTPException, so that FastAPI's body parsing lets it through instead of turning it
+    # into a 400 "error parsing the body" (a streamed body over the limit is found there).
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the request body is larger than {limit:,} bytes (max_body_bytes)")
+        super().__init__(413, f"the request body is larger than {limit:,} bytes (max_body_bytes)")
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -4,6 +4,7 @@ the result with :func:`engramdb.serialize.to_dict`; no memory logic lives here."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import tempfile
@@ -18,7 +19,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 import engramdb
 
 from .. import access
-from ..errors import InvalidInput
+from ..errors import EngramError, InvalidInput, MemoryNotFound
 from ..serialize import JSON, to_dict
 from .app import ERROR_SCHEMA, ServerState
 from .auth import Principal, authenticate, require
@@ -241,7 +242,9 @@ async def batch_delete(
     for ident in ids:
         await mem.get(ident)
     for ident in ids:
-        await mem.delete(ident)
+        # A fact derived from a message deleted before it went with it: not an unknown id.
+        with contextlib.suppress(MemoryNotFound):
+            await mem.delete(ident)
     return {"deleted": ids}
 
 
@@ -358,16 +361,17 @@ async def _scopes(request: Request, principal: Principal) -> list[dict[str, Any]
 
 def _grouped(scopes: list[dict[str, Any]], key: str, other: str) -> list[dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
+    others = other.removesuffix("_id") + "s"  # "agents" of a user, "users" of an agent
     for s in scopes:
         if s[key] is None:
             continue
         entry = out.setdefault(
-            s[key], {key: s[key], "memories": 0, "facts": 0, other + "s": [], "last_at": None}
+            s[key], {key: s[key], "memories": 0, "facts": 0, others: [], "last_at": None}
         )
         entry["memories"] += s["memories"]
         entry["facts"] += s["facts"]
         if s[other] is not None:
-            entry[other + "s"].append(s[other])
+            entry[others].append(s[other])
         entry["last_at"] = max(filter(None, (entry["last_at"], s["last_at"])), default=None)
     return sorted(out.values(), key=lambda e: str(e[key]))
 
@@ -410,8 +414,11 @@ async def export(
     """Every memory of the tenant (or of one scope) as JSON lines, streamed."""
     state = _state(request)
     mem = state.memory_for(principal)
-    if user_id is not None or agent_id is not None:  # a bad scope answers 400, not a cut stream
+    # A bad scope or a store that cannot be read answers 400 or 503, not a 200 with a cut stream.
+    if user_id is not None or agent_id is not None:
         await state.read(mem.list(user_id=user_id, agent_id=agent_id, limit=1))
+    else:
+        await state.read(mem.stats())
     return StreamingResponse(
         _stream_export(state, mem.memory, user_id, agent_id), media_type="application/x-ndjson"
     )
@@ -443,6 +450,7 @@ async def _stream_export(
     try:
         while (line := await state.root.run(lines.get)) is not None:
             yield line
+        await task  # a failure part-way breaks the stream rather than ending it as if complete
     finally:
         stop.set()
         await asyncio.gather(task, return_exceptions=True)
@@ -450,17 +458,28 @@ async def _stream_export(
 
 @router.post("/import", tags=["portability"])
 async def import_records(
-    request: Request, principal: Writer, format: str = "engramdb"
+    request: Request,
+    principal: Writer,
+    format: str = "engramdb",
+    user_id: str | None = None,
+    agent_id: str | None = None,
 ) -> dict[str, int]:
     """Load JSON lines (an export, or one message per line with ``format=jsonl``); records
-    already stored are skipped, so an interrupted import can be sent again."""
+    already stored are skipped, so an interrupted import can be sent again. ``user_id`` and
+    ``agent_id`` scope the messages of a format whose lines do not name their own."""
     mem = _state(request).memory_for(principal)
     handle, path = tempfile.mkstemp(prefix="engram-import-", suffix=".jsonl")
     try:
         with os.fdopen(handle, "wb") as out:
             async for chunk in request.stream():
                 out.write(chunk)
-        return {"imported": await mem.run(mem.memory.import_file, path, format=format)}
+        imported = await mem.run(
+            mem.memory.import_file, path, format=format, user_id=user_id, agent_id=agent_id
+        )
+        return {"imported": imported}
+    except EngramError as exc:  # name the request's body, not the server's temporary file
+        exc.args = (str(exc).replace(path, "request body"),)
+        raise
     finally:
         os.unlink(path)
 
