@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/embedder.py
 	$(BIN)/python benchmarks/ingest_consolidation.py
+	$(BIN)/python benchmarks/load_server.py
 	$(BIN)/python benchmarks/report.py --write
 
 # Embeddings are cached in benchmarks/.cache between runs (the first LongMemEval run embeds ~46k
