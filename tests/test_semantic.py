@@ -707,3 +707,24 @@ def test_export_is_json_lines_with_facts(mem: Memory) -> None:
     facts = [r for r in records if r["kind"] == "fact"]
     assert len(facts) == 1 and facts[0]["fact"]["value"] == "Lisbon"
     assert facts[0]["sources"]
+
+
+def test_as_of_a_moment_the_ends_told_later_are_not_known() -> None:
+    # Asked as of April, Maya lived in Lisbon, and nothing then said she would move in May.
+    mem = Memory(":memory:", embedder="test")
+    mem.add([{"role": "user", "content": "I live in Lisbon.", "timestamp": "2024-01-10T10:00:00Z"}],
+            user_id="maya")  # fmt: skip
+    mem.add([{"role": "user", "content": "I moved to Porto yesterday!",
+              "timestamp": "2024-05-29T09:00:00Z"}], user_id="maya")  # fmt: skip
+    april = "2024-04-01"
+    hit = mem.search("Where does Maya live?", user_id="maya", as_of=april)[0]
+    assert hit.text.startswith("Maya lives in Lisbon")
+    assert (hit.valid_to, hit.superseded_by, hit.expired_at) == (None, None, None)
+    (fact,) = mem.facts(user_id="maya", as_of=april).items
+    assert fact.valid_to is None and fact.superseded_by is None
+    context = mem.context("Where does Maya live?", user_id="maya", as_of=april)
+    assert "Maya lives in Lisbon (as of 10 January 2024)" in context
+    assert "until" not in context and "Porto" not in context and "28 May" not in context
+    now = mem.search("Where did Maya live before?", user_id="maya", limit=5)
+    lisbon = next(h for h in now if h.text.startswith("Maya lives in Lisbon"))
+    assert lisbon.valid_to is not None  # asked now, the end is known

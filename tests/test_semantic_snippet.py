@@ -38,7 +38,8 @@ def test_the_snippet_works_as_written(tmp_path: Path) -> None:
         assert hit.valid_from == datetime(2024, 5, 28, tzinfo=UTC)  # "yesterday", resolved
         assert [s.id for s in hit.sources] == [mem.list(user_id="maya", kind="message").items[3].id]
         then = mem.search("Where did Maya live?", user_id="maya", as_of="2024-04-01")
-        assert then[0].value == "Lisbon" and then[0].current is False
+        # As of April Lisbon was true, and nothing then said it would end in May.
+        assert then[0].value == "Lisbon" and then[0].current is True
         assert all(h.value != "Porto" for h in then)
         facts = mem.facts(user_id="maya", include_expired=True).items
         lisbon = next(f for f in facts if f.value == "Lisbon")

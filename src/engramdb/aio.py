@@ -95,6 +95,9 @@ class AsyncMemory:
     async def process(self, limit: int = 10_000, **kwargs: Any) -> ProcessReport:
         return await self.run(self.memory.process, limit, **kwargs)
 
+    async def work(self, worker: str, **kwargs: Any) -> ProcessReport:
+        return await self.run(self.memory.work, worker, **kwargs)
+
     async def scopes(self) -> builtins.list[ScopeSummary]:
         return await self.run(self.memory.scopes)
 

@@ -42,7 +42,7 @@ from .pipeline.keys import own_key
 from .profile import build as build_profile
 from .records import Filter, Keys, Row
 from .retrieval.pack import pack
-from .retrieval.retriever import Ranking, Retriever, default_gate
+from .retrieval.retriever import Ranking, Retriever, default_gate, known_at
 from .temporal import find_time_mentions
 from .types import (
     KINDS,
@@ -613,6 +613,8 @@ class Memory:
         )
         limit = int_arg(limit, "facts() limit", maximum=MAX_LIMIT)
         rows, next_cursor = self._store.list(scope, flt, limit, cursor)
+        if at is not None:  # as known then: an end learned later is not shown
+            rows = [known_at(r, at) for r in rows]
         sources = self._sources(rows)
         return Page(items=[res.record(r, sources[r.id]) for r in rows], next_cursor=next_cursor)
 

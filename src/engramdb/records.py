@@ -11,7 +11,7 @@ import binascii
 import builtins
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,14 @@ class FactInfo:
     def holds_at(self, moment: float) -> bool:
         """Whether the fact was true in the world at ``moment``."""
         return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
+
+    def known_at(self, moment: float) -> FactInfo:
+        """The fact as it stood at ``moment``: an end that came after it (a move told later) was
+        not known then, and answering as of ``moment`` must not tell it; an end its own
+        statement gave ("until June") was."""
+        if self.valid_to is None or self.valid_to <= moment:
+            return self
+        return replace(self, valid_to=self.stated_to, expired_at=None, superseded_by=None)
 
 
 @dataclass(frozen=True)

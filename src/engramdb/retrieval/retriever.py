@@ -136,13 +136,14 @@ class Retriever:
             for source in self.sources:
                 lists.update(source.candidates(self.store, scope, query, vector, n, flt))
             fused = rrf(lists, self.ranking.rrf_k, self.ranking.weights)[: max(limit * 2, 50)]
-            # An archived record is kept, but out of every answer.
+            at = moment.timestamp()
+            # An archived record is kept, but out of every answer; a fact reads as it was known
+            # at the moment asked about (an end learned later is not known then).
             rows = {
-                r.id: r
+                r.id: known_at(r, at)
                 for r in self.store.get(scope.tenant, [f[0] for f in fused])
                 if r.archived_at is None
             }
-            at = moment.timestamp()
             for ident in self._learned_after(scope.tenant, rows, at):
                 del rows[ident]  # rerank skips candidates without a row
             # A question about a period reads the past as it was; otherwise a turn whose every
@@ -172,3 +173,11 @@ class Retriever:
             for r in facts
             if min((said[i] for i in r.source_ids if i in said), default=at) > at
         }
+
+
+def known_at(row: Row, at: float) -> Row:
+    """A row as engramdb knew it at ``at``: a fact without the end it only learned later."""
+    if row.fact is None:
+        return row
+    fact = row.fact.known_at(at)
+    return row if fact is row.fact else replace(row, fact=fact)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import httpx
 
 from .. import access
+from ..errors import NotFound
 from ..memory import Memory
 from ..serialize import JSON, to_dict
 from ..types import Delivery, Webhook
@@ -57,24 +58,58 @@ def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0) -> b
 
 
 async def deliver_forever(state: ServerState) -> None:
-    """The server's delivery loop: until cancelled, hand every subscription its new events."""
+    """The server's delivery loop: until cancelled, hand every subscription its new events.
+
+    Each subscription is served by a task of its own, so one whose receiver is down (and is
+    retried with backoff) never holds up the events of another, of its tenant or any other.
+    """
+    running: dict[str, asyncio.Task[int]] = {}
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
-        while True:
-            try:
-                sent = await deliver_once(state, client)
-            except Exception:  # a broken store must not end delivery for good
-                log.exception("engramdb: webhook delivery failed; trying again")
-                sent = 0
-            if not sent:
-                await asyncio.sleep(POLL)
+        try:
+            while True:
+                try:
+                    sent = await deliver_once(state, client, running)
+                except Exception:  # a broken store must not end delivery for good
+                    log.exception("engramdb: webhook delivery failed; trying again")
+                    sent = 0
+                if not sent:
+                    await asyncio.sleep(POLL)
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
 
 
-async def deliver_once(state: ServerState, client: httpx.AsyncClient) -> int:
-    """One pass over every subscription; how many events were handed over or given up."""
-    hooks = await state.root.run(access.webhooks, state.memory, every_tenant=True)
+async def deliver_once(
+    state: ServerState,
+    client: httpx.AsyncClient,
+    running: dict[str, asyncio.Task[int]] | None = None,
+) -> int:
+    """One pass over every subscription; how many events were handed over or given up.
+
+    With ``running`` (the loop's tasks by subscription id) the pass starts a task for each
+    subscription that has none and counts what the tasks finished since the last pass did;
+    without it, it delivers every subscription's pending batch and waits for them.
+    """
+    if running is None:
+        hooks = await state.root.run(access.webhooks, state.memory, every_tenant=True)
+        return sum(await asyncio.gather(*(_deliver_hook(state, client, *h) for h in hooks)))
+    # Finished tasks are collected before the subscriptions are read, so that a new task starts
+    # from the cursor its predecessor left (never one read while it was still running).
     done = 0
-    for hook, secret in hooks:
-        done += await _deliver_hook(state, client, hook, secret)
+    for hook_id, task in list(running.items()):
+        if not task.done():
+            continue
+        del running[hook_id]
+        if task.cancelled():
+            continue
+        if (error := task.exception()) is not None:
+            log.error("engramdb: delivery to webhook %s failed", hook_id, exc_info=error)
+        else:
+            done += task.result()
+    for hook, secret in await state.root.run(access.webhooks, state.memory, every_tenant=True):
+        if hook.id not in running:
+            running[hook.id] = asyncio.create_task(_deliver_hook(state, client, hook, secret))
     return done
 
 
@@ -110,10 +145,13 @@ async def _send(
     secret: str,
     event: dict[str, JSON],
 ) -> bool:
-    """Deliver one event with retries; True once it is delivered or given up."""
+    """Deliver one event with retries; True once it is delivered or given up, False when the
+    subscription was deleted meanwhile."""
     body = json.dumps(event, ensure_ascii=False).encode()
     event_id = int(str(event["id"]))
     for attempt in range(1, state.webhook_retries + 1):
+        if not await state.root.run(_subscribed, mem, hook.id):
+            return False  # unsubscribed meanwhile: not one more attempt
         status, error = await _post(client, hook.url, secret, body, event)
         ok = status is not None and 200 <= status < 300
         last = attempt == state.webhook_retries
@@ -125,6 +163,14 @@ async def _send(
         if ok or last:
             return True
         await asyncio.sleep(min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)))
+    return True
+
+
+def _subscribed(mem: Memory, hook_id: str) -> bool:
+    try:
+        access.webhook(mem, hook_id)
+    except NotFound:
+        return False
     return True
 
 
@@ -143,5 +189,8 @@ async def _post(
         response = await client.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500]
-    error = None if response.is_success else response.text[:500]
-    return response.status_code, error
+    if response.is_success:
+        return response.status_code, None
+    # Not the receiver's answer: it may quote the event (many frameworks' validation errors do),
+    # and a copy in the log would outlive the erasure of the memory it came from.
+    return response.status_code, f"the receiver answered HTTP {response.status_code}"
