@@ -1388,6 +1388,10 @@ CODES = {
     "LLMError": "llm_error",
     "ImportFormatError": "import_format",
     "ConfigError": "config_error",
+    "AccessError": "access_error",
+    "Unauthorized": "unauthorized",
+    "Forbidden": "forbidden",
+    "RateLimited": "rate_limited",
 }
 
 

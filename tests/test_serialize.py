@@ -103,6 +103,7 @@ SHAPES: list[tuple[Any, list[str]]] = [
             "subject",
             "attribute",
             "value",
+            "archived_at",
         ],
     ),
     (
