@@ -583,6 +583,12 @@ def demo(ctx: click.Context, demo_db: str | None) -> None:
 @click.option(
     "--context-tokens", type=int, help="Context budget of each answer (default: the setting)."
 )
+@click.option(
+    "--store",
+    "store_url",
+    help="Put the stores in this PostgreSQL database (a tenant per conversation) instead of "
+    "SQLite files: the same evaluation on another backend.",
+)
 @click.pass_context
 def eval_(
     ctx: click.Context,
@@ -595,6 +601,7 @@ def eval_(
     reader: str | None,
     judge: str | None,
     context_tokens: int | None,
+    store_url: str | None,
 ) -> None:
     """Measure retrieval quality on LoCoMo or LongMemEval, with baselines; with --reader and
     --judge, the accuracy of answers from engramdb's context, beside retrieval recall.
@@ -605,6 +612,8 @@ def eval_(
         raise click.UsageError("give --reader and --judge together")
     if context_tokens is not None and reader is None:
         raise click.UsageError("--context-tokens needs --reader and --judge")
+    if store_url is not None and reader is not None:
+        raise click.UsageError("--store goes with the retrieval evaluation (without --reader)")
     embedder = ctx.obj["embedder"] or "local"
     with _progress() as progress:
         task = progress.add_task(dataset, total=None)
@@ -630,6 +639,7 @@ def eval_(
                 **options,
             )
         else:
+            options["store_url"] = store_url
             result = _retrieval_eval(dataset, path, limit, not no_baselines, options)
     text = json.dumps(result, indent=2, default=str)
     if out_path:

@@ -132,6 +132,18 @@ def _folder(store_dir: str | Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def _store(
+    folder: Path, name: str, store_url: str | None, emb: Embedder, options: dict[str, Any]
+) -> Memory:
+    """A fresh store for one conversation: a SQLite file in ``folder``, or, with
+    ``store_url`` (PostgreSQL), a tenant of its own in that database."""
+    if store_url is None:
+        return Memory(folder / f"{name}.db", embedder=emb, **options)
+    mem = Memory(store_url, embedder=emb, **{**options, "tenant": name})
+    mem.purge_tenant()  # a tenant left by an earlier run
+    return mem
+
+
 def _groups(category: int) -> list[str]:
     if category == 5:
         return ["adversarial (5)"]
@@ -149,10 +161,12 @@ def run_locomo(
     memory_options: dict[str, Any] | None = None,
     trace: Trace | None = None,
     store_dir: str | Path | None = None,
+    store_url: str | None = None,
 ) -> dict[str, Any]:
     """engramdb and the baselines on LoCoMo; returns a JSON-ready result.
 
-    ``trace`` receives each question's rankings; ``store_dir`` keeps the stores.
+    ``trace`` receives each question's rankings; ``store_dir`` keeps the stores;
+    ``store_url`` puts them in one PostgreSQL database instead, a tenant each.
     """
     emb = _embedder(embedder, cache_dir)
     samples = importers.load_locomo(path)[:limit_conversations]
@@ -164,9 +178,7 @@ def run_locomo(
     with _folder(store_dir) as folder:
         for index, sample in enumerate(samples):
             conversations = list(importers.locomo_sample(sample, index, str(path)))
-            with Memory(
-                folder / f"locomo-{index}.db", embedder=emb, **_options(memory_options)
-            ) as mem:
+            with _store(folder, f"locomo-{index}", store_url, emb, _options(memory_options)) as mem:
                 count, seconds = _ingest(mem, conversations)
                 ingested, ingest_s = ingested + count, ingest_s + seconds
                 docs = [_locomo_doc(c, msg) for c in conversations for msg in c.messages]
@@ -243,6 +255,7 @@ def run_longmemeval(
     dense_baselines: bool = False,
     trace: Trace | None = None,
     store_dir: str | Path | None = None,
+    store_url: str | None = None,
 ) -> dict[str, Any]:
     """engramdb and the baselines on LongMemEval (abstention questions skipped).
 
@@ -264,9 +277,7 @@ def run_longmemeval(
     with _folder(store_dir) as folder:
         for index, q in enumerate(questions):
             conversations = list(importers.longmemeval_question(q, str(path)))
-            with Memory(
-                folder / f"lme-{index}.db", embedder=emb, **_options(memory_options)
-            ) as mem:
+            with _store(folder, f"lme-{index}", store_url, emb, _options(memory_options)) as mem:
                 count, seconds = _ingest(mem, conversations)
                 ingested, ingest_s = ingested + count, ingest_s + seconds
                 t0 = time.perf_counter()
