@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run browser test test-bare-install lint bench bench-peers eval eval-semantic clean
+.PHONY: install run browser test test-bare-install lint bench bench-peers bench-scale eval eval-semantic clean
 
 install: $(STAMP)
 
@@ -74,6 +74,13 @@ eval-semantic: install
 
 bench-peers: install
 	bash benchmarks/peers/run.sh
+
+# 10k / 100k / 1M memories in one scope and across many (~1 h here; SCALE_STORE=postgresql://...
+# with {layout} in it measures PostgreSQL); then the Scale table and plot of docs/benchmarks.md.
+SCALE_STORE ?= /tmp/engramdb-scale/{layout}.db
+bench-scale: install
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/scale.py --store "$(SCALE_STORE)"
+	$(BIN)/python benchmarks/scale.py --report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -107,25 +108,46 @@ class LexicalSet(Positions):
         # Posting lists as arrays, built on first use; each remembers how many appended postings
         # it holds so that one built before an append is never used after it.
         self._arrays: dict[int, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32]]] = {}
+        #: Removals so far: the bulk postings are only what a cache file may keep if none
+        #: happened since the load (a removed record's postings stay in them).
+        self.removals = 0
+        self._bulk_n, self._bulk_total = 0, 0.0  # the records load() indexed, and their length
 
     def _grow_more(self, capacity: int) -> None:
         self._lengths = np.resize(self._lengths, capacity)
 
     def _removed(self, pos: int) -> None:
         self._total_length -= float(self._lengths[pos])
+        self.removals += 1
 
     def add(self, docs: Iterable[Doc]) -> None:
         """Append documents; an id already present is replaced."""
         with self.lock:
             for ident, rid, when, kind, terms in docs:
                 pos = self._append(ident, rid, when, kind)
-                length = sum(terms.values())
-                self._lengths[pos] = length
-                self._total_length += length
-                for term, tf in terms.items():
-                    docs_, tfs = self._tail.setdefault(term_id(term), ([], []))
-                    docs_.append(pos)
-                    tfs.append(tf)
+                self._post(pos, [term_id(t) for t in terms], list(terms.values()))
+
+    def append_stored(
+        self, places: Places, stored: npt.NDArray[np.void], counts: npt.NDArray[np.int64]
+    ) -> None:
+        """Append records of distinct ids, new to the index, with their terms in the stored
+        form (what a load from a cache file adds for the records written since the file)."""
+        with self.lock:
+            start = self._extend(places)
+            ends = np.cumsum(counts).tolist()
+            terms, tfs = stored["term"].tolist(), stored["tf"].tolist()
+            for i, end in enumerate(ends):
+                begin = end - int(counts[i])
+                self._post(start + i, terms[begin:end], tfs[begin:end])
+
+    def _post(self, pos: int, terms: list[int], tfs: list[float]) -> None:
+        length = sum(tfs)
+        self._lengths[pos] = length
+        self._total_length += length
+        for tid, tf in zip(terms, tfs, strict=True):
+            docs_, tfs_ = self._tail.setdefault(tid, ([], []))
+            docs_.append(pos)
+            tfs_.append(tf)
 
     def load(
         self, places: Places, stored: npt.NDArray[np.void], counts: npt.NDArray[np.int64]
@@ -147,6 +169,7 @@ class LexicalSet(Positions):
             lengths = np.bincount(doc - start, weights=tfs, minlength=len(places))
             self._lengths[start : start + len(places)] = lengths
             self._total_length += float(lengths.sum())
+            self._bulk_n, self._bulk_total = len(places), self._total_length
             if not len(stored):
                 return
             # Postings grouped by the high bits of their term id, in position order within a
@@ -163,6 +186,49 @@ class LexicalSet(Positions):
             self._bulk_terms = terms[order]
             self._bulk_pos, self._bulk_tfs = doc[order], tfs[order]
             self._arrays.clear()
+
+    def postings(self) -> dict[str, npt.NDArray[Any]]:
+        """The loaded postings and per-record lengths as arrays: what a cache file keeps to
+        :meth:`restore` this index without sorting again."""
+        with self.lock:
+            return {
+                "low": np.array([self._low], dtype=np.int64),
+                "total": np.array([self._bulk_total], dtype=np.float64),
+                "groups": self._groups,
+                "bounds": self._bounds,
+                "terms": self._bulk_terms,
+                "positions": self._bulk_pos,
+                "tfs": self._bulk_tfs,
+                "lengths": self._lengths[: self._bulk_n].copy(),
+            }
+
+    @property
+    def loaded(self) -> int:
+        """How many records the bulk postings cover (positions ``0..loaded-1``)."""
+        return self._bulk_n
+
+    @staticmethod
+    def restore(places: Places, arrays: dict[str, npt.NDArray[Any]], version: int) -> LexicalSet:
+        """An index of ``places`` from :meth:`postings` of an index of the same records in the
+        same order (the arrays may be memory-mapped: they are only read).
+
+        Raises:
+            ValueError: the arrays do not fit ``places``.
+        """
+        lengths = arrays["lengths"]
+        if len(lengths) != len(places) or len(arrays["bounds"]) != len(arrays["groups"]) + 1:
+            raise ValueError("cached postings of other records")
+        lset = LexicalSet(version)
+        lset.reserve(len(places))
+        lset._extend(places)
+        lset._lengths[: len(places)] = lengths
+        lset._total_length = lset._bulk_total = float(arrays["total"][0])
+        lset._bulk_n = len(places)
+        lset._low = int(arrays["low"][0])
+        lset._groups, lset._bounds = arrays["groups"], arrays["bounds"]
+        lset._bulk_terms, lset._bulk_pos = arrays["terms"], arrays["positions"]
+        lset._bulk_tfs = arrays["tfs"]
+        return lset
 
     def _bulk(self, tid: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
         group = tid & ~self._low

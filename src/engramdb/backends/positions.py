@@ -151,6 +151,17 @@ class Positions:
     def _removed(self, pos: int) -> None:
         """Subclasses forget per-position statistics here."""
 
+    def positions_of(self, rids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The live positions of these row ids (-1: none), in an index whose positions follow
+        row ids (as a load appends them)."""
+        with self.lock:
+            have = self._rids[: self._n]
+            if not self._n:
+                return np.full(len(rids), -1, dtype=np.int64)
+            at = np.searchsorted(have, rids).clip(0, self._n - 1)
+            found = (have[at] == rids) & self._alive[at] & (rids >= 0)
+            return np.where(found, at, -1).astype(np.int64)
+
     def mask(self, n: int, window: Window) -> npt.NDArray[np.bool_]:
         """Live positions below ``n`` that pass the window."""
         keep = self._alive[:n].copy()

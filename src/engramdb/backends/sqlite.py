@@ -49,6 +49,7 @@ from ..types import ApiKey, Delivery, Entity, HistoryEntry, Scope, ScopeSummary,
 from . import sqlite_admin, sqlite_facts, sqlite_schema
 from .lexical import LexicalSet, Terms, encode_terms, key_terms
 from .positions import Window
+from .sqlite_cache import IndexFiles, store_bytes
 from .sqlite_facts import FACT_COLUMNS, FACT_JOIN, FACT_WIDTH, fact_from
 from .sqlite_load import load_scope
 from .sqlite_matches import Matches
@@ -158,6 +159,7 @@ class SQLiteStore:
         self._vsets: dict[int, VectorSet] = {}
         self._lsets: dict[int, LexicalSet] = {}
         self._matches = Matches(_MATCHES_KEPT)
+        self._files = IndexFiles(self.path, self._publish)  # big scopes' indexes on disk
         self._local = threading.local()
         self._readers: builtins.list[sqlite3.Connection] = []
         self._closed = False
@@ -242,6 +244,7 @@ class SQLiteStore:
             conn.execute("COMMIT")
 
     def close(self) -> None:
+        self._files.flush()  # before the lane: saving a file takes it
         with self._lane:
             with self._idle:
                 if self._closed:
@@ -255,6 +258,7 @@ class SQLiteStore:
                 self._vsets.clear()
                 self._lsets.clear()
                 self._matches.clear()
+            self._files.close()
             if self._scrub_pending:
                 self._scrub(self._writer)
             self._writer.close()
@@ -324,9 +328,12 @@ class SQLiteStore:
                     self._vsets.clear()
                     self._lsets.clear()
                     self._matches.clear()
+                self._files.drop()
             for scope_id, version in versions.items():
                 ops = tx.ops.get(scope_id, [])
                 self._apply(scope_id, version, ops, scope_id in tx.created)
+                changes = [(op.kind, None if op.place is None else op.place[1]) for op in ops]
+                self._files.after_commit(scope_id, changes, self._vsets.get(scope_id))
                 written = [
                     op.place[1]
                     for op in ops
@@ -335,8 +342,8 @@ class SQLiteStore:
                 self._matches.carry(conn, scope_id, version, written)
 
     def _apply(self, scope_id: int, version: int, ops: builtins.list[_Op], created: bool) -> None:
-        if created:
-            self._vsets.setdefault(scope_id, VectorSet(self.dim, version - 1))
+        if created and scope_id not in self._vsets:
+            self._vsets[scope_id] = self._files.new_vectors(scope_id, self.dim, version - 1)
             self._lsets.setdefault(scope_id, LexicalSet(version - 1))
         vset, lset = self._vsets.get(scope_id), self._lsets.get(scope_id)
         if vset is not None and vset.version == version - 1:
@@ -547,7 +554,8 @@ class SQLiteStore:
 
     def _load(self, scope_id: int) -> tuple[VectorSet, LexicalSet]:
         with self._snapshot() as conn:
-            vset, lset = load_scope(conn, scope_id, self._version(conn, scope_id), self.dim)
+            version = self._version(conn, scope_id)
+            vset, lset = load_scope(conn, scope_id, version, self.dim, self._files)
         installed = self._install(self._vsets, scope_id, vset)
         return installed, self._install(self._lsets, scope_id, lset)
 
@@ -558,6 +566,27 @@ class SQLiteStore:
                 return current
             sets[scope_id] = built
             return built
+
+    def _publish(
+        self, scope_id: int, is_current: Callable[[int], bool], move: Callable[[], None]
+    ) -> bool:
+        """Put an index file in place if ``is_current(the scope's version)``, holding the write
+        lock of every process: no delete can commit between the check and the move."""
+        with self._lane:
+            if self._closed:
+                return False
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error:
+                return False  # busy: the file is written again next time
+            try:
+                current = is_current(self._version(conn, scope_id))
+                if current:
+                    move()
+            finally:
+                _rollback(conn)
+            return current
 
     # -- stats ---------------------------------------------------------------------------------
 
@@ -601,8 +630,7 @@ class SQLiteStore:
         jobs = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(attempts > 0), 0) FROM jobs WHERE tenant = ?", (tenant,)
         ).fetchone()
-        folder = Path(self.path).parent
-        size = sum(p.stat().st_size for p in folder.glob(Path(self.path).name + "*"))
+        size = store_bytes(self.path)
         return {
             "path": self.path if self._tempdir is None else ":memory:",
             "memories": sum(kinds.values()),
@@ -612,6 +640,8 @@ class SQLiteStore:
             "jobs_failed": int(jobs[1]),
             "bytes": size,
             "scrub_pending": self._scrub_pending,
+            # Scopes whose HNSW index is being built (searches there are exact meanwhile).
+            "indexes_building": sum(v.building for v in builtins.list(self._vsets.values())),
             "schema_version": sqlite_schema.current_version(conn),
         }
 
