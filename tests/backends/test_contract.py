@@ -21,7 +21,7 @@ from engramdb.records import Filter, Keys, Row, event_key
 from engramdb.types import Scope
 
 DIM = 8
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 ANA = Scope("t1", "ana", None)
 BOB = Scope("t1", "bob", None)
 OTHER_TENANT = Scope("t2", "ana", None)
@@ -31,6 +31,8 @@ OTHER_TENANT = Scope("t2", "ana", None)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         opened = resolve_store(f"sqlite:///{tmp_path / 'contract.db'}", dim=DIM)
+    else:
+        opened = resolve_store(request.getfixturevalue("pg_dsn"), dim=DIM)
     yield opened
     opened.close()
 

@@ -77,7 +77,9 @@ def _postgres(url: str, dim: int) -> Store:
         size = int(ours.get("pool_size", "10"))
         timeout = float(ours.get("pool_timeout", "30"))
     except ValueError as exc:
-        raise StoreError(f"pool_size must be a whole number and pool_timeout seconds: {exc}") from exc
+        raise StoreError(
+            f"pool_size must be a whole number and pool_timeout seconds: {exc}"
+        ) from exc
     if not 1 <= size <= 1000 or not 0 < timeout <= 3600:
         raise StoreError("pool_size must be 1..1000 and pool_timeout 0..3600 seconds")
     return PostgresStore(

@@ -17,6 +17,7 @@ share one database (docs/postgres.md).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -76,6 +77,9 @@ class PostgresStore:
         self.dim = dim
         self._closed = False
         self._close_lock = threading.Lock()
+        #: Rows this store wrote per table, and the tables it analysed (schema.analyse_new).
+        self.written: dict[str, int] = {}
+        self.analysed: set[str] = set()
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
                 schema.migrate(conn, self.url, dim)
@@ -100,23 +104,45 @@ class PostgresStore:
     # -- connections ---------------------------------------------------------------------------
 
     def _read(self, work: Callable[[Conn], T]) -> T:
-        """Run a read on a pooled connection. A connection the server dropped meanwhile (a
-        restart, a failover) is replaced and the read tried once more: reads are idempotent."""
+        """Run a read on a pooled connection. When the server had dropped it (a restart, a
+        failover), the pool's connections are checked and the read tried once more: reads are
+        idempotent."""
         for attempt in (1, 2):
             with self._connection() as conn:
                 try:
                     return work(conn)
-                except psycopg.OperationalError:
-                    if attempt == 2 or not conn.broken:
+                except psycopg.OperationalError as exc:
+                    if attempt == 2 or not _dropped(conn, exc):
                         raise
+            self._pool.check()  # the others in the pool are likely gone too: replace them
         raise AssertionError("unreachable")
 
     @contextmanager
-    def _connection(self) -> Iterator[Conn]:
+    def _connection(self, begin: bool = False) -> Iterator[Conn]:
+        """A pooled connection (in a transaction, with ``begin``). When the server had dropped it
+        while it sat in the pool (a restart, a failover), the pool's connections are checked
+        and another one taken: nothing was done on the first."""
         if self._closed:
             raise StoreError("the store is closed: open a new Memory")
-        with self._pool.connection() as conn:
+        for attempt in (1, 2):
+            try:
+                conn = self._pool.getconn()
+            except psycopg.Error as exc:  # a full pool, a server that does not answer
+                raise translate(exc, "a call to the store") from exc
+            try:
+                if begin:
+                    conn.execute("BEGIN")
+                break
+            except psycopg.Error as exc:
+                self._pool.putconn(conn)
+                if attempt == 2 or not _dropped(conn, exc):
+                    raise translate(exc, "the start of a write") from exc
+                self._pool.check()  # the others in the pool are likely gone too
+        try:
             yield conn
+        finally:
+            # The pool rolls back what is left open and replaces a connection that broke.
+            self._pool.putconn(conn)
 
     def close(self) -> None:
         with self._close_lock:
@@ -129,13 +155,25 @@ class PostgresStore:
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
         """One unit of work on one connection; reads on other connections carry on."""
-        with self._connection() as conn:
+        with self._connection(begin=True) as conn:
+            tx = PostgresTransaction(self, conn)
             try:
-                with conn.transaction():
-                    tx = PostgresTransaction(self, conn)
-                    yield tx
-                    tx.flush()
-            except psycopg.Error as exc:  # the commit (a call's own errors are translated)
+                yield tx
+                tx.flush()
+            except BaseException as exc:
+                _rollback(conn)
+                if isinstance(exc, psycopg.Error):  # a call's own errors are translated already
+                    raise translate(exc, "a write") from exc
+                raise
+            try:
+                conn.execute("COMMIT")
+            except psycopg.OperationalError as exc:
+                raise StoreError(
+                    "the connection to PostgreSQL was lost while committing a write: it may or "
+                    f"may not have been kept (look before writing it again): {exc}"
+                ) from exc
+            except psycopg.Error as exc:
+                _rollback(conn)
                 raise translate(exc, "the commit of a write (nothing of it was kept)") from exc
 
     # -- meta ----------------------------------------------------------------------------------
@@ -298,6 +336,26 @@ class PostgresStore:
         return self._read(lambda c: admin.keys(c, tenant))
 
     @guarded
+    def api_key_digests(self, tenant: str) -> builtins.list[tuple[ApiKey, str]]:
+        return self._read(lambda c: admin.key_digests(c, tenant))
+
+    @guarded
+    def tenants(self) -> builtins.list[str]:
+        return self._read(admin.tenants)
+
+    @guarded
+    def vectors(self, tenant: str, ids: Sequence[str]) -> dict[str, tuple[str, Vector]]:
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT m.id, v.embed_hash, v.embedding FROM memories m JOIN vectors v "
+                "ON v.tenant = m.tenant AND v.rid = m.rid "
+                "WHERE m.tenant = %s AND m.id = ANY(%s::text[])",
+                (tenant, builtins.list(ids)),
+            ).fetchall()
+        )
+        return {str(i): (str(h), v.to_numpy()) for i, h, v in rows}
+
+    @guarded
     def webhooks(self, tenant: str | None) -> builtins.list[tuple[Webhook, str]]:
         return self._read(lambda c: admin.webhooks(c, tenant))
 
@@ -311,6 +369,26 @@ class PostgresStore:
 
 
 # -- helpers shared with the transaction ---------------------------------------------------------
+
+
+#: What the server says as it ends a session (the connection is gone after it).
+_ENDED = (
+    psycopg.errors.AdminShutdown,
+    psycopg.errors.CrashShutdown,
+    psycopg.errors.IdleSessionTimeout,
+)
+
+
+def _dropped(conn: Conn, exc: psycopg.Error) -> bool:
+    """Whether an error means the connection was gone before the statement ran."""
+    return conn.broken or isinstance(exc, _ENDED)
+
+
+def _rollback(conn: Conn) -> None:
+    # On a connection that broke there is nothing left to roll back, and saying so must not
+    # hide the error that ended the write.
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("ROLLBACK")
 
 
 def _configure(conn: Conn) -> None:

@@ -39,9 +39,7 @@ def insert_key(conn: Conn, key: ApiKey, digest: str) -> None:
 
 
 def key_by_hash(conn: Conn, digest: str) -> ApiKey | None:
-    row = conn.execute(
-        f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE hash = %s", (digest,)
-    ).fetchone()
+    row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE hash = %s", (digest,)).fetchone()
     return None if row is None else _key(row)
 
 
@@ -51,6 +49,28 @@ def keys(conn: Conn, tenant: str | None) -> list[ApiKey]:
         _key(r)
         for r in conn.execute(
             f"SELECT {_KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at, id", params
+        )
+    ]
+
+
+def key_digests(conn: Conn, tenant: str) -> list[tuple[ApiKey, str]]:
+    """A tenant's keys with the hashes of their secrets (to move them to another store)."""
+    return [
+        (_key(r[:-1]), str(r[-1]))
+        for r in conn.execute(
+            f"SELECT {_KEY_COLUMNS}, hash FROM api_keys WHERE tenant = %s ORDER BY created_at, id",
+            (tenant,),
+        )
+    ]
+
+
+def tenants(conn: Conn) -> list[str]:
+    """Every tenant with records, keys, webhooks or history."""
+    return [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT tenant FROM scopes UNION SELECT tenant FROM api_keys "
+            "UNION SELECT tenant FROM webhooks UNION SELECT tenant FROM history ORDER BY 1"
         )
     ]
 
@@ -99,9 +119,7 @@ def webhooks(conn: Conn, tenant: str | None) -> list[tuple[Webhook, str]]:
 
 
 def delete_webhook(conn: Conn, tenant: str, hook_id: str) -> bool:
-    conn.execute(
-        "DELETE FROM deliveries WHERE tenant = %s AND webhook_id = %s", (tenant, hook_id)
-    )
+    conn.execute("DELETE FROM deliveries WHERE tenant = %s AND webhook_id = %s", (tenant, hook_id))
     gone = conn.execute("DELETE FROM webhooks WHERE tenant = %s AND id = %s", (tenant, hook_id))
     return gone.rowcount > 0
 
@@ -142,7 +160,9 @@ def deliveries(conn: Conn, tenant: str, hook_id: str, limit: int) -> list[Delive
     ]
 
 
-def history(conn: Conn, tenant: str, memory_id: str | None, after: int, limit: int | None) -> list[HistoryEntry]:
+def history(
+    conn: Conn, tenant: str, memory_id: str | None, after: int, limit: int | None
+) -> list[HistoryEntry]:
     """A record's changes (or, with ``memory_id`` None, the tenant's event feed after the event
     ``after``), oldest first. Every write of a tenant holds its lock until it commits, so event
     ids grow in commit order and a reader that saw one event has seen every earlier one."""

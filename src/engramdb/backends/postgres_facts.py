@@ -151,9 +151,15 @@ def entities(conn: Conn, tenant: str, scope_id: int, name: str | None) -> list[E
         params += [norm_name(name), name]
     return [
         Entity(
-            id=str(r[0]), name=str(r[1]), type=str(r[2]), aliases=list(r[3]), relation=r[4],
-            relation_of=r[5], mentions=int(r[6]), memory_ids=[str(i) for i in r[7]],
-        )  # fmt: skip
+            id=str(r[0]),
+            name=str(r[1]),
+            type=str(r[2]),
+            aliases=list(r[3]),
+            relation=r[4],
+            relation_of=r[5],
+            mentions=int(r[6]),
+            memory_ids=[str(i) for i in r[7]],
+        )
         for r in conn.execute(sql + " ORDER BY n DESC, e.rid", params)
     ]
 

@@ -123,7 +123,9 @@ def where(tenant: str, scope_id: int, flt: Filter) -> tuple[str, list[Any]]:
     if flt.current_facts:
         clauses.append(_fact_holds("f2.valid_to IS NULL"))
     if flt.facts_valid_at is not None:
-        clauses.append(_fact_holds("f2.valid_from <= %s AND (f2.valid_to IS NULL OR f2.valid_to > %s)"))
+        clauses.append(
+            _fact_holds("f2.valid_from <= %s AND (f2.valid_to IS NULL OR f2.valid_to > %s)")
+        )
         params += [flt.facts_valid_at, flt.facts_valid_at]
     if flt.archived is not None:
         clauses.append(f"m.archived_at IS {'NOT ' if flt.archived else ''}NULL")
@@ -220,7 +222,7 @@ def translate(exc: Exception, during: str) -> EngramError:
             f"{during} waited too long for another write of the same tenant to finish "
             f"(lock_timeout): {exc}"
         )
-    if isinstance(exc, psycopg.errors.TransactionRollbackError):
+    if isinstance(exc, psycopg.errors.TransactionRollback):
         return StoreError(
             f"{during} conflicted with a concurrent write and was rolled back: retry it ({exc})"
         )

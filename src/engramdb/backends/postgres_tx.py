@@ -1,109 +1,27 @@
-"""The unit of work of the PostgreSQL store: one connection, one READ COMMITTED transaction.
-
-The first call about a tenant takes that tenant's write lock (``pg_advisory_xact_lock``, held
-until the commit or rollback), so every read and write of the transaction about that tenant
-sees the latest committed state and nothing of another writer's in between: concurrent retries
-of one event store it once, a reconciliation reads the facts it then changes, and history ids
-grow in commit order per tenant (the event feed). Writes of other tenants proceed meanwhile.
-
-Each record's lexical terms and length are written with its keys; the scope row carries the
-count and total length of its records for BM25, updated once per transaction (:meth:`flush`).
+"""The unit of work of the PostgreSQL store: one connection, one READ COMMITTED transaction,
+holding the write lock of each tenant it touches (:mod:`.postgres_tx_base`).
 """
 
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import IdConflict, MemoryNotFound, StoreError
-from ..records import EntityLink, FactInfo, Keys, Row, Vector
-from ..types import ApiKey, Delivery, Scope, Webhook
+from ..errors import MemoryNotFound, StoreError
+from ..records import EntityLink, FactInfo, Job, Keys, Row, Vector
+from ..types import ApiKey, Delivery, HistoryEntry, Scope, Webhook
 from . import postgres_admin as admin
 from . import postgres_facts as facts
+from . import postgres_insert as bulk
 from . import postgres_schema as schema
-from .lexical import key_terms, term_id
-from .postgres_rows import SELECT, dump_json, get_rows, guarded, refuse_nul, refuse_nul_in, row_from
-from .postgres_schema import Conn
-
-if TYPE_CHECKING:
-    from .postgres import PostgresStore
-
-_LOCK_PREFIX = "engramdb:tenant:"
+from .postgres_rows import SELECT, dump_json, get_rows, guarded, refuse_nul, row_from
+from .postgres_tx_base import TxBase, snapshot, terms_of
 
 
-class PostgresTransaction:
+class PostgresTransaction(TxBase):
     """:class:`engramdb.backends.base.Transaction` on one pooled connection."""
-
-    def __init__(self, store: PostgresStore, conn: Conn) -> None:
-        self._store = store
-        self._conn = conn
-        self.now = time.time()
-        self._locked: set[str] = set()
-        self._scopes: dict[Scope, int] = {}
-        # (tenant, scope id) -> [records added, total length added], written by flush().
-        self._counts: dict[tuple[str, int], list[float]] = {}
-
-    def flush(self) -> None:
-        """Write the scopes' record counts and lengths (just before the commit)."""
-        for (tenant, scope_id), (docs, length) in self._counts.items():
-            self._conn.execute(
-                "UPDATE scopes SET docs = docs + %s, doc_length = doc_length + %s "
-                "WHERE tenant = %s AND id = %s",
-                (int(docs), length, tenant, scope_id),
-            )
-        self._counts.clear()
-
-    def _lock(self, tenant: str) -> None:
-        if tenant not in self._locked:
-            self._conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_LOCK_PREFIX + tenant,)
-            )
-            self._locked.add(tenant)
-
-    def _count(self, tenant: str, scope_id: int, docs: int, length: float) -> None:
-        total = self._counts.setdefault((tenant, scope_id), [0, 0.0])
-        total[0] += docs
-        total[1] += length
-
-    def _find_scope(self, scope: Scope) -> int | None:
-        self._lock(scope.tenant)
-        found = self._scopes.get(scope)
-        if found is None:
-            row = self._conn.execute(
-                "SELECT id FROM scopes WHERE tenant = %s AND user_id = %s AND agent_id = %s",
-                (scope.tenant, scope.user_id or "", scope.agent_id or ""),
-            ).fetchone()
-            if row is not None:
-                found = self._scopes[scope] = int(row[0])
-        return found
-
-    def _scope_id(self, scope: Scope) -> int:
-        found = self._find_scope(scope)
-        if found is not None:
-            return found
-        row = self._conn.execute(
-            "INSERT INTO scopes (tenant, user_id, agent_id, created_at) "
-            "VALUES (%s, %s, %s, %s) RETURNING id",
-            (scope.tenant, scope.user_id or "", scope.agent_id or "", self.now),
-        ).fetchone()
-        if row is None:
-            raise StoreError(f"no scope row was made for {scope}")
-        self._scopes[scope] = int(row[0])
-        return int(row[0])
-
-    def _rids(self, tenant: str, ids: Sequence[str]) -> builtins.list[int]:
-        self._lock(tenant)
-        return [
-            int(r[0])
-            for r in self._conn.execute(
-                "SELECT rid FROM memories WHERE tenant = %s AND id = ANY(%s::text[]) ORDER BY rid",
-                (tenant, builtins.list(ids)),
-            )
-        ]
 
     # -- records -------------------------------------------------------------------------------
 
@@ -111,125 +29,57 @@ class PostgresTransaction:
     def insert(
         self, rows: Sequence[Row], actor: str, *, extract: bool = False
     ) -> builtins.list[tuple[str, bool]]:
-        out: builtins.list[tuple[str, bool]] = []
         for row in rows:
             refuse_nul(row)
-            scope_id = self._scope_id(row.scope)
-            existing = self._existing(scope_id, row)
+        placed = [(row, self._scope_id(row.scope)) for row in rows]
+        known = {
+            tenant: bulk.known(
+                self._conn, tenant, [p for p in placed if p[0].scope.tenant == tenant]
+            )
+            for tenant in dict.fromkeys(row.scope.tenant for row in rows)
+        }
+        out: builtins.list[tuple[str, bool]] = []
+        new: dict[str, builtins.list[tuple[Row, int]]] = {}
+        for row, scope_id in placed:
+            existing = known[row.scope.tenant].existing(scope_id, row)
             if existing is not None:
                 out.append((existing, False))
                 continue
-            rid = self._insert(scope_id, row, actor)
-            if extract and row.kind == "message":
-                self._queue(row.scope.tenant, [rid], "extract")
+            known[row.scope.tenant].add(scope_id, row)
+            new.setdefault(row.scope.tenant, []).append((row, scope_id))
             out.append((row.id, True))
+        for tenant, batch in new.items():
+            self._insert(tenant, batch, actor, extract)
         return out
 
-    def _existing(self, scope_id: int, row: Row) -> str | None:
-        """The id a row is already stored under (by id, or by its event identity)."""
-        found = self._conn.execute(
-            "SELECT m.id, s.user_id, s.agent_id, m.text, m.role, m.name FROM memories m "
-            "JOIN scopes s ON s.tenant = m.tenant AND s.id = m.scope_id WHERE m.tenant = %s "
-            "AND (m.id = %s OR (m.scope_id = %s AND m.dedupe_key = %s))",
-            (row.scope.tenant, row.id, scope_id, row.dedupe_key),
-        ).fetchall()
-        for ident, user_id, agent_id, text, role, name in found:
-            if ident != row.id:
-                continue
-            if Scope(row.scope.tenant, user_id or None, agent_id or None) != row.scope:
-                raise IdConflict(row.id, "a memory of another user or agent")
-            if (text, role, name) != (row.text, row.role, row.name):
-                raise IdConflict(row.id, "a memory with other content")
-            return row.id
-        return str(found[0][0]) if found else None
-
-    def _insert(self, scope_id: int, row: Row, actor: str) -> int:
-        tenant = row.scope.tenant
-        terms = _terms(row.keys)
-        length = sum(terms.values())
-        made = self._conn.execute(
-            "INSERT INTO memories (tenant, id, scope_id, kind, session_id, role, name, text, "
-            "key_own, key_context_name, key_context, occurred_at, tz_offset, recorded_at, "
-            "updated_at, metadata, time_mentions, dedupe_key, archived_at, lex_length) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::json, %s::json, "
-            "%s, %s, %s) RETURNING rid",
-            (
-                tenant, row.id, scope_id, row.kind, row.session_id or "", row.role, row.name,
-                row.text, row.keys.own, row.keys.context_name, row.keys.context_text,
-                row.occurred_at, row.tz_offset, row.recorded_at, row.updated_at,
-                dump_json(row.metadata), dump_json(row.time_mentions), row.dedupe_key,
-                row.archived_at, length,
-            ),
-        ).fetchone()  # fmt: skip
-        rid = int(made[0]) if made else 0
-        if row.source_ids:
-            self._conn.execute(
-                "INSERT INTO sources (tenant, memory_rid, source_rid) SELECT %s, %s, rid "
-                "FROM memories WHERE tenant = %s AND id = ANY(%s::text[]) ON CONFLICT DO NOTHING",
-                (tenant, rid, tenant, row.source_ids),
-            )
-        if row.fact is not None:
-            facts.insert_fact(self._conn, tenant, rid, scope_id, row.fact)
-        if row.mentions:
-            self.link_entities(row.scope, [row.id], row.mentions)
-        self._history(row.id, tenant, "create", None, _snapshot(row), actor)
-        self._queue(tenant, [rid], "embed")
-        self._put_terms(tenant, scope_id, rid, terms)
-        self._count(tenant, scope_id, 1, length)
-        return rid
-
-    def _put_terms(self, tenant: str, scope_id: int, rid: int, terms: dict[int, float]) -> None:
-        self._conn.execute(
-            "INSERT INTO lexical_terms (tenant, scope_id, term, rid, tf) "
-            "SELECT %s, %s, t, %s, f FROM unnest(%s::bigint[], %s::real[]) AS u(t, f)",
-            (tenant, scope_id, rid, builtins.list(terms), builtins.list(terms.values())),
-        )
-
-    def _rekey(self, tenant: str, scope_id: int, rid: int, keys: Keys) -> None:
-        """Replace a record's keys, lexical terms and length."""
-        refuse_nul_in("keys", (keys.own, keys.context_name, keys.context_text))
-        terms = _terms(keys)
-        length = sum(terms.values())
-        old = self._conn.execute(
-            "SELECT lex_length FROM memories WHERE tenant = %s AND rid = %s", (tenant, rid)
-        ).fetchone()
-        self._conn.execute(
-            "UPDATE memories SET key_own = %s, key_context_name = %s, key_context = %s, "
-            "lex_length = %s WHERE tenant = %s AND rid = %s",
-            (keys.own, keys.context_name, keys.context_text, length, tenant, rid),
-        )
-        self._conn.execute(
-            "DELETE FROM lexical_terms WHERE tenant = %s AND rid = %s", (tenant, rid)
-        )
-        self._put_terms(tenant, scope_id, rid, terms)
-        self._count(tenant, scope_id, 0, length - (float(old[0]) if old else 0.0))
-
-    def _history(
-        self,
-        memory_id: str,
-        tenant: str,
-        event: str,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
-        actor: str,
+    def _insert(
+        self, tenant: str, batch: Sequence[tuple[Row, int]], actor: str, extract: bool
     ) -> None:
-        self._conn.execute(
-            "INSERT INTO history (tenant, memory_id, event, before, after, actor, at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                tenant, memory_id, event, None if before is None else dump_json(before),
-                None if after is None else dump_json(after), actor, self.now,
-            ),
-        )  # fmt: skip
-
-    def _queue(self, tenant: str, rids: Sequence[int], kind: str) -> None:
-        self._conn.execute(
-            "INSERT INTO jobs (tenant, kind, memory_rid, created_at, updated_at) "
-            "SELECT %s, %s, unnest(%s::bigint[]), %s, %s "
-            "ON CONFLICT (tenant, memory_rid, kind) DO UPDATE SET "
-            "attempts = 0, last_error = NULL, updated_at = excluded.updated_at",
-            (tenant, kind, builtins.list(rids), self.now, self.now),
+        terms = [terms_of(row.keys) for row, _ in batch]
+        lengths = [sum(t.values()) for t in terms]
+        rids = bulk.insert_memories(self._conn, tenant, batch, lengths)
+        self.written["memories"] += len(rids)
+        placed = builtins.list(zip(batch, rids, strict=True))
+        bulk.link_sources(
+            self._conn, tenant, [(rid, s) for (row, _), rid in placed for s in row.source_ids]
         )
+        for (row, scope_id), rid in placed:
+            if row.fact is not None:
+                facts.insert_fact(self._conn, tenant, rid, scope_id, row.fact)
+            if row.mentions:
+                self.link_entities(row.scope, [row.id], row.mentions)
+        self._histories(
+            tenant, [(row.id, "create", None, snapshot(row)) for row, _ in batch], actor
+        )
+        self._queue(tenant, rids, "embed")
+        if extract:
+            self._queue(
+                tenant, [rid for (row, _), rid in placed if row.kind == "message"], "extract"
+            )
+        docs = [(scope_id, rid, t) for ((_, scope_id), rid), t in zip(placed, terms, strict=True)]
+        bulk.put_terms(self._conn, tenant, docs)
+        for (_, scope_id), length in zip(batch, lengths, strict=True):
+            self._count(tenant, scope_id, 1, length)
 
     @guarded
     def get(self, tenant: str, ids: Sequence[str]) -> builtins.list[Row]:
@@ -295,7 +145,7 @@ class PostgresTransaction:
                 tenant, rid,
             ),
         )  # fmt: skip
-        self._history(row.id, tenant, "update", _snapshot(before), _snapshot(row), actor)
+        self._history(row.id, tenant, "update", snapshot(before), snapshot(row), actor)
         self._rekey(tenant, scope_id, rid, row.keys)
 
     @guarded
@@ -311,7 +161,7 @@ class PostgresTransaction:
             (at, tenant, memory_id),
         )
         event = "archive" if at is not None else "unarchive"
-        self._history(memory_id, tenant, event, None, _snapshot(rows[0]), actor)
+        self._history(memory_id, tenant, event, None, snapshot(rows[0]), actor)
         return True
 
     @guarded
@@ -358,33 +208,6 @@ class PostgresTransaction:
         self._purge(scope.tenant, found, actor)
         return [str(r[2]) for r in found]
 
-    def _purge(self, tenant: str, rows: Sequence[tuple[Any, ...]], actor: str) -> None:
-        """Delete records; their vectors, terms, jobs, facts, sources and mentions go with them
-        (ON DELETE CASCADE). The rows' old versions stay as dead tuples until VACUUM."""
-        if not rows:
-            return
-        rids, ids = [int(r[0]) for r in rows], [str(r[2]) for r in rows]
-        mentioned = facts.mentioned_by(self._conn, tenant, rids)
-        for scope_id, n, length in self._conn.execute(
-            "SELECT scope_id, count(*), sum(lex_length) FROM memories WHERE tenant = %s "
-            "AND rid = ANY(%s::bigint[]) GROUP BY scope_id",
-            (tenant, rids),
-        ).fetchall():
-            self._count(tenant, int(scope_id), -int(n), -float(length))
-        self._conn.execute(
-            "DELETE FROM memories WHERE tenant = %s AND rid = ANY(%s::bigint[])", (tenant, rids)
-        )
-        # GDPR: the history keeps that a change happened, never what the deleted text was.
-        self._conn.execute(
-            "UPDATE history SET before = NULL, after = NULL WHERE tenant = %s "
-            "AND memory_id = ANY(%s::text[])",
-            (tenant, ids),
-        )
-        for memory_id in ids:
-            self._history(memory_id, tenant, "delete", None, None, actor)
-        # An entity only deleted records mentioned is derived from deleted data: it goes too.
-        facts.drop_unmentioned(self._conn, tenant, mentioned)
-
     # -- derived work --------------------------------------------------------------------------
 
     @guarded
@@ -406,6 +229,7 @@ class PostgresTransaction:
         ]
         if not batch:
             return 0
+        self.written["vectors"] += len(batch)
         with self._conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO vectors (tenant, rid, scope_id, embed_hash, embedding) "
@@ -427,8 +251,47 @@ class PostgresTransaction:
             "UPDATE jobs SET attempts = attempts + 1, last_error = %s, updated_at = %s "
             "WHERE tenant = %s AND kind = %s AND memory_rid = ANY(%s::bigint[])",
             # An error message is no place to refuse a NUL: it is shown escaped instead.
-            (error[:2000].replace("\x00", "\\x00"), self.now, tenant, kind, self._rids(tenant, ids)),
+            (
+                error[:2000].replace("\x00", "\\x00"),
+                self.now,
+                tenant,
+                kind,
+                self._rids(tenant, ids),
+            ),
         )
+
+    @guarded
+    def lease_jobs(self, kind: str, limit: int, worker: str, until: float) -> builtins.list[Job]:
+        # SKIP LOCKED: a job another worker is leasing right now (or a write is finishing) is
+        # passed over, not waited for; no tenant lock, the queue spans tenants.
+        found = self._conn.execute(
+            "WITH free AS (SELECT tenant, id FROM jobs WHERE kind = %s "
+            "AND (leased_until IS NULL OR leased_until < %s) ORDER BY id LIMIT %s "
+            "FOR UPDATE SKIP LOCKED) "
+            "UPDATE jobs j SET leased_until = %s, leased_by = %s FROM free, memories m "
+            "WHERE j.tenant = free.tenant AND j.id = free.id AND m.tenant = j.tenant "
+            "AND m.rid = j.memory_rid "
+            "RETURNING j.id, j.kind, m.id, j.tenant, j.attempts, j.last_error",
+            (kind, self.now, limit, until, worker),
+        ).fetchall()
+        return sorted(
+            (Job(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5]) for r in found),
+            key=lambda job: job.id,
+        )
+
+    @guarded
+    def pending_jobs(self, tenant: str, ids: Sequence[str], kind: str) -> set[str]:
+        self._lock(tenant)
+        # FOR UPDATE: a worker's lease skips these jobs until this transaction ends.
+        return {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT m.id FROM jobs j JOIN memories m ON m.tenant = j.tenant "
+                "AND m.rid = j.memory_rid WHERE j.tenant = %s AND j.kind = %s "
+                "AND m.id = ANY(%s::text[]) FOR UPDATE OF j",
+                (tenant, kind, builtins.list(ids)),
+            )
+        }
 
     @guarded
     def requeue(self, tenant: str, ids: Sequence[str], kind: str) -> None:
@@ -591,6 +454,22 @@ class PostgresTransaction:
     # -- what a server keeps beside the memories ------------------------------------------------
 
     @guarded
+    def replace_history(self, tenant: str, entries: Sequence[HistoryEntry]) -> None:
+        self._lock(tenant)
+        self._conn.execute("DELETE FROM history WHERE tenant = %s", (tenant,))
+        with self._conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO history (tenant, memory_id, event, before, after, actor, at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (tenant, e.memory_id, e.event,
+                     None if e.before is None else dump_json(e.before),
+                     None if e.after is None else dump_json(e.after), e.actor, e.at.timestamp())
+                    for e in entries
+                ],
+            )  # fmt: skip
+
+    @guarded
     def insert_key(self, key: ApiKey, digest: str) -> None:
         admin.insert_key(self._conn, key, digest)
 
@@ -629,22 +508,3 @@ class PostgresTransaction:
         if user_id is None:
             receipt.update(admin.drop_tenant(self._conn, tenant))
         return receipt
-
-
-def _terms(keys: Keys) -> dict[int, float]:
-    """A key's weighted terms by 64-bit term id (two terms sharing an id add up, as they would
-    in the in-memory index's postings)."""
-    merged: dict[int, float] = {}
-    for term, tf in key_terms(keys).items():
-        tid = term_id(term)
-        merged[tid] = merged.get(tid, 0.0) + tf
-    return merged
-
-
-def _snapshot(row: Row) -> dict[str, Any]:
-    # The scope makes an event of the feed (and a webhook delivery) say whose memory changed.
-    return {
-        "text": row.text, "metadata": row.metadata, "kind": row.kind,
-        "user_id": row.scope.user_id, "agent_id": row.scope.agent_id,
-        "session_id": row.session_id,
-    }  # fmt: skip
