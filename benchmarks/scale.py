@@ -59,6 +59,8 @@ BATCH = 1000
 CANDIDATES = 100
 QUERIES = 200
 END_TO_END = 100
+#: Lexical searches checked against an exact BM25 over every posting (seconds each at 1M).
+LEXICAL_TRUTH = 40
 HALF = Filter(metadata=(("channel", "app"),))
 #: Thread settings recorded with the results: on a busy 2-core machine, BLAS threads that wait
 #: for each other made one exact scan of 6,000 vectors 20x slower (docs/benchmarks.md).
@@ -190,8 +192,8 @@ def probe(job: dict[str, Any]) -> dict[str, Any]:
     pairs = [(Scope(TENANT, u, None), i % len(texts)) for i, u in enumerate(users)]
     first_ms, _ = _timed([lambda s=s, i=i: store.lexical(s, texts[i], CANDIDATES, Filter())
                           for s, i in pairs])  # fmt: skip
-    lexical_ms, _ = _timed([lambda s=s, i=i: store.lexical(s, texts[i], CANDIDATES, Filter())
-                            for s, i in pairs])  # fmt: skip
+    lexical_ms, lexical = _timed([lambda s=s, i=i: store.lexical(s, texts[i], CANDIDATES, Filter())
+                                  for s, i in pairs])  # fmt: skip
     dense_ms, found = _timed([lambda s=s, i=i: store.dense(s, vecs[i], CANDIDATES, [Filter()])[0]
                               for s, i in pairs])  # fmt: skip
     half_ms, _ = _timed([lambda s=s, i=i: store.dense(s, vecs[i], CANDIDATES, [HALF])[0]
@@ -205,7 +207,13 @@ def probe(job: dict[str, Any]) -> dict[str, Any]:
         "end_to_end_ms": _summary(_end_to_end(store, texts, users)),
     }
     if job.get("truth"):
-        out["dense_recall"] = _recall(found, pairs, np.load(job["truth"]))
+        truth = np.load(job["truth"])
+        out["dense_recall"] = _recall(found, [truth[i].tolist() for _, i in pairs])
+    exact = getattr(store, "lexical_exact", None)  # PostgreSQL prunes; SQLite's BM25 is exact
+    if exact is not None:
+        exact_ids = [[h[0] for h in exact(s, texts[i], CANDIDATES, Filter())]
+                     for s, i in pairs[:LEXICAL_TRUTH]]  # fmt: skip
+        out["lexical_recall"] = _recall(lexical[:LEXICAL_TRUTH], exact_ids)
     out["rss_end_kib"] = rss_kib()
     out["rss_before_open_kib"] = before
     out["memories_loaded"] = sum(job["sizes"][u] for u in set(users))
@@ -237,12 +245,14 @@ def _end_to_end(store: Store, texts: list[str], users: list[str]) -> list[float]
     return ms
 
 
-def _recall(found: list[object], pairs: list[tuple[Scope, int]], truth: Any) -> dict[str, float]:
+def _recall(found: list[Any], truths: list[list[str]]) -> dict[str, float]:
+    """Mean share of each search's true top-k it found (k = 10, 100; truths aligned with it)."""
     at = {10: [], 100: []}  # type: dict[int, list[float]]
-    for hits, (_, i) in zip(found, pairs, strict=True):
-        ids = [h[0] for h in hits]  # type: ignore[attr-defined]
-        for k in at:
-            at[k].append(len(set(ids[:k]) & set(truth[i][:k].tolist())) / k)
+    for hits, truth in zip(found, truths, strict=True):
+        ids, top10 = {h[0] for h in hits[:100]}, {h[0] for h in hits[:10]}
+        for k, mine in ((10, top10), (100, ids)):
+            if truth[:k]:
+                at[k].append(len(mine & set(truth[:k])) / len(truth[:k]))
     return {f"recall@{k}": float(np.mean(v)) for k, v in at.items()}
 
 
@@ -329,6 +339,16 @@ def _default_store() -> str:
     return str(Path(tempfile.gettempdir()) / "engramdb-scale" / "{layout}.db")
 
 
+def _server_settings(url: str) -> dict[str, str]:
+    """The PostgreSQL server's version and the settings that move these figures."""
+    import psycopg
+
+    names = ["server_version", "shared_buffers", "work_mem", "maintenance_work_mem", "fsync",
+             "synchronous_commit", "max_parallel_workers_per_gather"]  # fmt: skip
+    with psycopg.connect(url.split("?")[0]) as conn:
+        return {n: str(conn.execute(f"SHOW {n}").fetchone()[0]) for n in names}  # type: ignore[index]
+
+
 def _backend(url: str) -> str:
     return "postgres" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
 
@@ -375,6 +395,8 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(), "backend": backend, "machine": machine,
         "code": _code(), "embedder": EMBEDDER, "pool_per_side": args.pool, "rows": [],
     }  # fmt: skip
+    if backend == "postgres":
+        result["server"] = _server_settings(args.store.replace("{layout}", "postgres"))
     with tempfile.TemporaryDirectory() as tmp:
         for layout in layouts:
             for row in run_layout(args, layout, pool, Path(tmp), queries):

@@ -163,6 +163,99 @@ def test_a_large_scope_goes_through_hnsw_and_still_fills_a_filtered_list(
     assert pg.dense(ANA, _vec(3), 10, narrow[:1]) == exact[:1] and scanned == []
 
 
+def _lexical_setup(pg: Store) -> tuple[list[Filter], list[str]]:
+    rows = [_row(ANA, text, when, session=s, metadata=meta) for text, when, s, meta in _corpus(300)]
+    rows.append(_row(ANA, "a rare xylophone beside the kayak"))
+    _insert(pg, *rows)
+    with pg.transaction() as tx:
+        tx.set_keys("t1", rows[5].id, Keys(own="kayak kayak rain"))
+        tx.delete("t1", [rows[9].id], "test")
+    filters = [Filter(), Filter(session_id="s1"), Filter(metadata=(("n", 2),))]
+    queries = ["kayak", "porto concert rain", "sister's garden in the rain", "xylophone kayak"]
+    return filters, queries
+
+
+def test_the_pruned_lexical_search_reading_every_posting_is_the_exact_one(
+    pg: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filters, queries = _lexical_setup(pg)
+    want = {(q, i): pg.lexical(ANA, q, 50, f) for q in queries for i, f in enumerate(filters)}
+    monkeypatch.setattr(postgres_search, "EXACT_POSTINGS", 0)  # every query takes the pruned path
+    monkeypatch.setattr(postgres_search, "RESCORED_MIN", 10_000)  # ...and rescores every match
+    pruned: list[int] = []
+    real = postgres_search._pruned
+    monkeypatch.setattr(postgres_search, "_pruned", lambda *a: pruned.append(1) or real(*a))
+    for (query, i), hits in want.items():
+        got = pg.lexical(ANA, query, 50, filters[i])
+        assert [h for h, _ in got] == [h for h, _ in hits], (query, filters[i])
+        assert np.allclose([s for _, s in got], [s for _, s in hits], rtol=1e-5)
+    assert len(pruned) >= len(want)  # a filter that kept too few tried a wider pool, then exact
+
+
+def test_the_pruned_lexical_search_reads_few_postings_and_keeps_the_best(
+    pg: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filters, queries = _lexical_setup(pg)
+    want = {(q, i): pg.lexical(ANA, q, 10, f) for q in queries for i, f in enumerate(filters)}
+    every = {k: dict(pg.lexical(ANA, k[0], 1000, filters[k[1]])) for k in want}
+    for name, value in (("EXACT_POSTINGS", 0), ("FULL_POSTINGS", 5), ("TOP_POSTINGS", 15)):
+        monkeypatch.setattr(postgres_search, name, value)
+    monkeypatch.setattr(postgres_search, "RESCORED_MIN", 20)
+    for (query, i), hits in want.items():
+        got = pg.lexical(ANA, query, 10, filters[i])
+        exact = every[(query, i)]
+        assert len(got) == len(hits), (query, filters[i])  # a filter that kept too few: exact
+        scores = dict(got)
+        # Each hit is its exact BM25, in order; unfiltered, the best of all is found. (Under a
+        # filter, the pruned search ranks the candidates the filter keeps: an approximation.)
+        if i == 0:
+            assert got[0][1] == pytest.approx(hits[0][1], rel=1e-5), query
+        assert [s for _, s in got] == sorted(scores.values(), reverse=True)
+        assert all(scores[h] == pytest.approx(exact[h], rel=1e-5) for h in scores)
+    top = pg.lexical(ANA, "xylophone kayak", 1, Filter())
+    assert top == want[("xylophone kayak", 0)][:1]  # the rare term's record, read in full
+
+
+def test_document_frequencies_follow_writes_updates_and_deletes(pg: Store, pg_dsn: str) -> None:
+    _lexical_setup(pg)
+    counted = "SELECT scope_id, term, count(*) FROM lexical_terms GROUP BY 1, 2 ORDER BY 1, 2"
+    kept = "SELECT scope_id, term, df FROM lexical_df ORDER BY 1, 2"
+    assert _sql(pg_dsn, kept) == _sql(pg_dsn, counted)
+    ids = [str(r[0]) for r in _sql(pg_dsn, "SELECT id FROM memories ORDER BY rid")]
+    with pg.transaction() as tx:
+        tx.delete("t1", ids[:150], "test")
+        tx.set_keys("t1", ids[200], Keys(own="quokka"))
+    assert _sql(pg_dsn, kept) == _sql(pg_dsn, counted)
+    with pg.transaction() as tx:
+        tx.delete("t1", ids[150:], "test")
+    assert _sql(pg_dsn, "SELECT count(*) FROM lexical_df") == [(0,)]  # not even a word's hash
+
+
+def test_a_version_1_database_gets_weights_and_frequencies(pg: Store, pg_dsn: str) -> None:
+    filters, queries = _lexical_setup(pg)
+    want = {(q, i): pg.lexical(ANA, q, 20, f) for q in queries for i, f in enumerate(filters)}
+    weights = "SELECT rid, term, w FROM lexical_terms ORDER BY 1, 2"
+    before = _sql(pg_dsn, weights)
+    pg.close()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # back to what version 1 made
+        conn.execute("DROP TABLE lexical_df")
+        conn.execute("DROP INDEX lexical_terms_impact")
+        conn.execute("ALTER TABLE lexical_terms DROP COLUMN w")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 2")
+    again = resolve_store(pg_dsn, dim=DIM)
+    try:
+        after = _sql(pg_dsn, weights)
+        # Weights computed at the end differ from those of records written along the way (the
+        # average length moved), rankings do not: they are exact.
+        assert [r[:2] for r in after] == [r[:2] for r in before]
+        assert all(np.isclose(a[2], b[2], rtol=0.3) for a, b in zip(after, before, strict=True))
+        for (query, i), hits in want.items():
+            assert again.lexical(ANA, query, 20, filters[i]) == hits
+        assert _sql(pg_dsn, "SELECT count(*) FROM lexical_df")[0][0] > 0
+    finally:
+        again.close()
+
+
 # -- connections, stores and processes ------------------------------------------------------------
 
 

@@ -281,6 +281,19 @@ class PostgresStore:
         return self._read(run)
 
     @guarded
+    def lexical_exact(self, scope: Scope, query: str, limit: int, flt: Filter) -> Scored:
+        """BM25 over every posting, never pruned: the reference :meth:`lexical` is measured
+        against (benchmarks/scale.py)."""
+
+        def run(conn: Conn) -> Scored:
+            found = _scope_row(conn, scope)
+            if found is None:
+                return []
+            return search.lexical_exact(conn, scope.tenant, found[0], query, limit, flt)
+
+        return self._read(run)
+
+    @guarded
     def dense(
         self, scope: Scope, query: Vector, limit: int, filters: Sequence[Filter]
     ) -> builtins.list[Scored]:

@@ -17,7 +17,7 @@ from ..errors import IdConflict
 from ..records import Row
 from ..types import Scope
 from .postgres_rows import dump_json
-from .postgres_schema import Conn
+from .postgres_schema import Conn, impact
 
 #: A stored record as its identity check compares it: scope, text, role, name.
 _Said = tuple[Scope, str, str | None, str | None]
@@ -118,17 +118,77 @@ def link_sources(conn: Conn, tenant: str, pairs: Sequence[tuple[int, str]]) -> N
         )
 
 
-def put_terms(conn: Conn, tenant: str, docs: Sequence[tuple[int, int, dict[int, float]]]) -> None:
-    """Write the lexical terms of (scope id, row id, terms) records in one statement."""
-    scope_ids, rids, term_ids, tfs = [], [], [], []
-    for scope_id, rid, terms in docs:
+def put_terms(
+    conn: Conn, tenant: str, docs: Sequence[tuple[int, int, dict[int, float], float]]
+) -> None:
+    """Write the lexical terms of (scope id, row id, terms, length) records and count them in
+    their terms' document frequencies, in two statements. A posting's weight (its BM25 score
+    without idf) uses its scope's average length with these records counted."""
+    avgs = _averages(conn, tenant, docs)
+    scope_ids, rids, term_ids, tfs, weights = [], [], [], [], []
+    for scope_id, rid, terms, length in docs:
+        avg = avgs[scope_id]
         scope_ids += [scope_id] * len(terms)
         rids += [rid] * len(terms)
         term_ids += list(terms)
         tfs += list(terms.values())
+        weights += [impact(tf, length, avg) for tf in terms.values()]
+    if not term_ids:
+        return
     conn.execute(
-        "INSERT INTO lexical_terms (tenant, scope_id, term, rid, tf) "
-        "SELECT %s, s, t, r, f FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], "
-        "%s::real[]) AS u(s, t, r, f)",
-        (tenant, scope_ids, term_ids, rids, tfs),
+        "INSERT INTO lexical_terms (tenant, scope_id, term, rid, tf, w) "
+        "SELECT %s, s, t, r, f, w FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], "
+        "%s::real[], %s::real[]) AS u(s, t, r, f, w)",
+        (tenant, scope_ids, term_ids, rids, tfs, weights),
+    )
+    # Sorted, so two transactions of one tenant would lock the rows in the same order (they
+    # are serialized by the tenant's write lock anyway).
+    conn.execute(
+        "INSERT INTO lexical_df (tenant, scope_id, term, df) "
+        "SELECT %s, s, t, count(*) FROM unnest(%s::bigint[], %s::bigint[]) AS u(s, t) "
+        "GROUP BY s, t ORDER BY s, t "
+        "ON CONFLICT (tenant, scope_id, term) DO UPDATE SET df = lexical_df.df + excluded.df",
+        (tenant, scope_ids, term_ids),
+    )
+
+
+def _averages(
+    conn: Conn, tenant: str, docs: Sequence[tuple[int, int, dict[int, float], float]]
+) -> dict[int, float]:
+    """The average record length of each scope of ``docs``, these records included."""
+    added: dict[int, list[float]] = {}
+    for scope_id, _, _, length in docs:
+        count = added.setdefault(scope_id, [0.0, 0.0])
+        count[0] += 1
+        count[1] += length
+    for scope_id, n, length in conn.execute(
+        "SELECT id, docs, doc_length FROM scopes WHERE tenant = %s AND id = ANY(%s::bigint[])",
+        (tenant, list(added)),
+    ):
+        added[int(scope_id)][0] += int(n)
+        added[int(scope_id)][1] += float(length)
+    return {s: max(length / n, 1.0) if n else 1.0 for s, (n, length) in added.items()}
+
+
+def drop_terms(conn: Conn, tenant: str, rids: Sequence[int]) -> None:
+    """Delete records' lexical terms and take them out of their terms' document frequencies;
+    a term no record of its scope has any more leaves no row behind."""
+    gone = conn.execute(
+        "WITH gone AS (DELETE FROM lexical_terms WHERE tenant = %s AND rid = ANY(%s::bigint[]) "
+        "RETURNING scope_id, term) SELECT scope_id, term, count(*) FROM gone GROUP BY 1, 2 "
+        "ORDER BY 1, 2",
+        (tenant, list(rids)),
+    ).fetchall()
+    if not gone:
+        return
+    scope_ids, term_ids, counts = (list(c) for c in zip(*gone, strict=True))
+    conn.execute(
+        "UPDATE lexical_df d SET df = d.df - u.n FROM unnest(%s::bigint[], %s::bigint[], "
+        "%s::integer[]) AS u(s, t, n) WHERE d.tenant = %s AND d.scope_id = u.s AND d.term = u.t",
+        (scope_ids, term_ids, counts, tenant),
+    )
+    conn.execute(
+        "DELETE FROM lexical_df d USING unnest(%s::bigint[], %s::bigint[]) AS u(s, t) "
+        "WHERE d.tenant = %s AND d.scope_id = u.s AND d.term = u.t AND d.df <= 0",
+        (scope_ids, term_ids, tenant),
     )

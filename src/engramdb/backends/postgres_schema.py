@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from ..errors import StoreError, StoreVersionError
+from .lexical import K1, B
 
 Conn = psycopg.Connection[Any]
 Step = Callable[[Conn, int], None]
@@ -245,7 +246,58 @@ def create_vectors(conn: Conn, dim: int) -> None:
     )
 
 
-MIGRATIONS: tuple[tuple[int, str, Step], ...] = ((1, "initial", _v1_initial),)
+def _v2_lexical_impacts(conn: Conn, dim: int) -> None:
+    """Each posting's BM25 weight without idf, and the document frequency of each term: the
+    pruned lexical search of large scopes reads postings best first (postgres_search.py)."""
+    del dim
+    conn.execute("ALTER TABLE lexical_terms ADD COLUMN w real")
+    conn.execute(
+        f"""
+        UPDATE lexical_terms p SET w = {impact_sql("p.tf", "m.lex_length", "s.avg")}
+        FROM memories m, (
+            SELECT tenant, id, GREATEST(doc_length / NULLIF(docs, 0), 1.0) AS avg FROM scopes
+        ) s
+        WHERE m.tenant = p.tenant AND m.rid = p.rid AND s.tenant = p.tenant AND s.id = p.scope_id
+        """
+    )
+    conn.execute("UPDATE lexical_terms SET w = 0 WHERE w IS NULL")  # a posting without a record
+    conn.execute("ALTER TABLE lexical_terms ALTER COLUMN w SET NOT NULL")
+    conn.execute(
+        "CREATE INDEX lexical_terms_impact ON lexical_terms (tenant, scope_id, term, w DESC) "
+        "INCLUDE (rid)"
+    )
+    conn.execute(
+        """
+        CREATE TABLE lexical_df (
+            tenant text NOT NULL,
+            scope_id bigint NOT NULL,
+            term bigint NOT NULL,
+            df integer NOT NULL,
+            PRIMARY KEY (tenant, scope_id, term),
+            FOREIGN KEY (tenant, scope_id) REFERENCES scopes (tenant, id) ON DELETE CASCADE
+        )
+        """
+    )
+    conn.execute(
+        "INSERT INTO lexical_df (tenant, scope_id, term, df) "
+        "SELECT tenant, scope_id, term, count(*) FROM lexical_terms GROUP BY 1, 2, 3"
+    )
+
+
+def impact_sql(tf: str, length: str, avg: str) -> str:
+    """SQL for a posting's BM25 weight without idf (the same K1 and B as the search)."""
+    return f"{tf} * {K1 + 1} / ({tf} + {K1} * (1 - {B} + {B} * {length} / {avg}))"
+
+
+def impact(tf: float, length: float, avg: float) -> float:
+    """A posting's BM25 weight without idf, as :func:`impact_sql` computes it."""
+    return tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg))
+
+
+MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
+    (1, "initial", _v1_initial),
+    (2, "lexical impacts", _v2_lexical_impacts),
+)
 
 LATEST = MIGRATIONS[-1][0]
 

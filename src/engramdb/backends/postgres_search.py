@@ -30,6 +30,20 @@ from .postgres_schema import Conn
 #: lists as the SQLite store, for ~10 ms at 5k vectors of 384 floats; above it, an HNSW probe
 #: takes ~2 ms with a recall@10 of ~0.97 (docs/postgres.md).
 EXACT_MAX = 5_000
+#: Up to this many postings of the query's terms, BM25 is computed over all of them (~10 ms
+#: at 20k); above, :func:`_pruned` reads a bounded share (docs/postgres.md).
+EXACT_POSTINGS = 5_000
+#: The pruned search reads every posting of the rarest query terms up to this many in all...
+FULL_POSTINGS = 20_000
+#: ...and this many of the heaviest postings of each other term...
+TOP_POSTINGS = 1_000
+#: ...then scores exactly the candidates with the best partial scores: this many per result
+#: asked for, and at least RESCORED_MIN.
+RESCORED = 4
+RESCORED_MIN = 400
+#: When a filter kept fewer than asked for, the pool is this many times wider once more, before
+#: the exact scan.
+RESCORED_WIDER = 8
 #: HNSW candidate list per probe (recall ~0.96 at 100k x 384, docs/postgres.md).
 EF_SEARCH = 100
 #: How many index tuples an iterative scan may visit before giving up on a narrow filter.
@@ -37,7 +51,36 @@ MAX_SCAN_TUPLES = 50_000
 
 
 def lexical(conn: Conn, tenant: str, scope_id: int, query: str, limit: int, flt: Filter) -> Scored:
-    """The best records of a scope for a query's words by BM25, under a filter."""
+    """The best records of a scope for a query's words by BM25, under a filter: exact while the
+    query's terms have at most :data:`EXACT_POSTINGS` postings, pruned above."""
+    terms = [term_id(t) for t in dict.fromkeys(tokens(query))]
+    if not terms or limit <= 0:
+        return []
+    df = dict(
+        conn.execute(
+            "SELECT term, df FROM lexical_df WHERE tenant = %s AND scope_id = %s "
+            "AND term = ANY(%s::bigint[])",
+            (tenant, scope_id, terms),
+        ).fetchall()
+    )
+    if not df:
+        return []
+    if sum(df.values()) <= EXACT_POSTINGS:
+        return lexical_exact(conn, tenant, scope_id, query, limit, flt)
+    rescored = max(RESCORED * limit, RESCORED_MIN)
+    for pool in (rescored, rescored * RESCORED_WIDER):
+        found = _pruned(conn, tenant, scope_id, df, limit, pool, flt)
+        if len(found) >= limit:
+            return found
+    # A filter kept fewer of the candidates than asked for: only the exact scan knows whether
+    # the scope holds more.
+    return lexical_exact(conn, tenant, scope_id, query, limit, flt)
+
+
+def lexical_exact(
+    conn: Conn, tenant: str, scope_id: int, query: str, limit: int, flt: Filter
+) -> Scored:
+    """BM25 over every posting of the query's terms (the reference :func:`lexical` prunes)."""
     terms = [term_id(t) for t in dict.fromkeys(tokens(query))]
     if not terms or limit <= 0:
         return []
@@ -45,20 +88,15 @@ def lexical(conn: Conn, tenant: str, scope_id: int, query: str, limit: int, flt:
     # df and the averages are over the whole scope (as LexicalSet counts every live record);
     # only the scored records are filtered.
     sql = f"""
-        WITH s AS (
-            SELECT docs::float8 AS docs, GREATEST(doc_length / NULLIF(docs, 0), 1.0) AS avg
-            FROM scopes WHERE tenant = %s AND id = %s
-        ), p AS (
+        WITH s AS ({_SCOPE_SQL}), p AS (
             SELECT term, rid, tf FROM lexical_terms
             WHERE tenant = %s AND scope_id = %s AND term = ANY(%s::bigint[])
         ), df AS (
-            SELECT p.term, ln(1 + (s.docs - count(*) + 0.5) / (count(*)::float8 + 0.5)) AS idf
+            SELECT p.term, {_IDF_SQL.format(df="count(*)")} AS idf
             FROM p CROSS JOIN s GROUP BY p.term, s.docs
         )
         SELECT id, score FROM (
-            SELECT m.rid, m.id, sum(
-                df.idf * p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * m.lex_length / s.avg))
-            ) AS score
+            SELECT m.rid, m.id, sum(df.idf * {_WEIGHT_SQL}) AS score
             FROM p JOIN df ON df.term = p.term CROSS JOIN s
             JOIN memories m ON m.tenant = %s AND m.rid = p.rid
             WHERE {cond}
@@ -68,6 +106,63 @@ def lexical(conn: Conn, tenant: str, scope_id: int, query: str, limit: int, flt:
     """
     head = [tenant, scope_id, tenant, scope_id, terms, tenant]
     return [(str(i), float(s)) for i, s in conn.execute(sql, [*head, *params, limit])]
+
+
+def _pruned(
+    conn: Conn, tenant: str, scope_id: int, df: dict[int, int], limit: int, pool: int, flt: Filter
+) -> Scored:
+    """BM25 of a large scope from a bounded share of the postings.
+
+    Candidates: every posting of the query's rarest terms while they add up to at most
+    :data:`FULL_POSTINGS` (these terms weigh most), and the :data:`TOP_POSTINGS` heaviest
+    postings (stored weight: tf and length) of each other term. The ``pool`` candidates with the
+    best partial scores are then scored exactly, over all their terms, and filtered.
+    """
+    ordered = sorted(df, key=lambda t: (df[t], t))
+    full, used = set(), 0
+    for term in ordered:
+        if used + df[term] > FULL_POSTINGS:
+            break
+        full.add(term)
+        used += df[term]
+    cond, params = where(tenant, scope_id, flt)
+    sql = f"""
+        WITH s AS ({_SCOPE_SQL}), q AS (
+            SELECT u.term, {_IDF_SQL.format(df="u.df")} AS idf, u.whole
+            FROM unnest(%s::bigint[], %s::float8[], %s::bool[]) AS u(term, df, whole) CROSS JOIN s
+        ), c AS (
+            SELECT p.rid, q.idf * p.w AS c FROM q JOIN lexical_terms p
+            ON p.tenant = %s AND p.scope_id = %s AND p.term = q.term WHERE q.whole
+            UNION ALL
+            SELECT t.rid, q.idf * t.w FROM q CROSS JOIN LATERAL (
+                SELECT rid, w FROM lexical_terms p WHERE p.tenant = %s AND p.scope_id = %s
+                AND p.term = q.term ORDER BY w DESC LIMIT %s
+            ) t WHERE NOT q.whole
+        ), best AS (
+            SELECT rid FROM c GROUP BY rid ORDER BY sum(c) DESC, rid LIMIT %s
+        )
+        SELECT id, score FROM (
+            SELECT m.rid, m.id, sum(q.idf * {_WEIGHT_SQL}) AS score
+            FROM best JOIN memories m ON m.tenant = %s AND m.rid = best.rid
+            JOIN lexical_terms p ON p.tenant = %s AND p.rid = best.rid
+            JOIN q ON q.term = p.term CROSS JOIN s
+            WHERE {cond}
+            GROUP BY m.rid, m.id
+        ) scored
+        WHERE score > 0 ORDER BY score DESC, rid LIMIT %s
+    """
+    arrays = [ordered, [float(df[t]) for t in ordered], [t in full for t in ordered]]
+    head = [tenant, scope_id, *arrays, tenant, scope_id, tenant, scope_id, TOP_POSTINGS]
+    body = [pool, tenant, tenant]
+    return [(str(i), float(s)) for i, s in conn.execute(sql, [*head, *body, *params, limit])]
+
+
+_SCOPE_SQL = (
+    "SELECT docs::float8 AS docs, GREATEST(doc_length / NULLIF(docs, 0), 1.0) AS avg "
+    "FROM scopes WHERE tenant = %s AND id = %s"
+)
+_IDF_SQL = "ln(1 + (s.docs - {df} + 0.5) / ({df}::float8 + 0.5))"
+_WEIGHT_SQL = f"p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * m.lex_length / s.avg))"
 
 
 def dense(

@@ -76,7 +76,10 @@ class PostgresTransaction(TxBase):
             self._queue(
                 tenant, [rid for (row, _), rid in placed if row.kind == "message"], "extract"
             )
-        docs = [(scope_id, rid, t) for ((_, scope_id), rid), t in zip(placed, terms, strict=True)]
+        docs = [
+            (scope_id, rid, t, n)
+            for ((_, scope_id), rid), t, n in zip(placed, terms, lengths, strict=True)
+        ]
         bulk.put_terms(self._conn, tenant, docs)
         for (_, scope_id), length in zip(batch, lengths, strict=True):
             self._count(tenant, scope_id, 1, length)

@@ -126,11 +126,9 @@ class TxBase:
             "lex_length = %s WHERE tenant = %s AND rid = %s",
             (keys.own, keys.context_name, keys.context_text, length, tenant, rid),
         )
-        self._conn.execute(
-            "DELETE FROM lexical_terms WHERE tenant = %s AND rid = %s", (tenant, rid)
-        )
-        bulk.put_terms(self._conn, tenant, [(scope_id, rid, terms)])
+        bulk.drop_terms(self._conn, tenant, [rid])
         self._count(tenant, scope_id, 0, length - (float(old[0]) if old else 0.0))
+        bulk.put_terms(self._conn, tenant, [(scope_id, rid, terms, length)])
 
     def _history(
         self,
@@ -183,10 +181,10 @@ class TxBase:
             (tenant, rids),
         ).fetchall():
             self._count(tenant, int(scope_id), -int(n), -float(length))
-        for table in ("lexical_terms", "memories"):
-            self._conn.execute(
-                f"DELETE FROM {table} WHERE tenant = %s AND rid = ANY(%s::bigint[])", (tenant, rids)
-            )
+        bulk.drop_terms(self._conn, tenant, rids)
+        self._conn.execute(
+            "DELETE FROM memories WHERE tenant = %s AND rid = ANY(%s::bigint[])", (tenant, rids)
+        )
         # GDPR: the history keeps that a change happened, never what the deleted text was.
         self._conn.execute(
             "UPDATE history SET before = NULL, after = NULL WHERE tenant = %s "
