@@ -34,9 +34,12 @@ def _cold(key: str) -> Callable[[Row], str]:
     return lambda row: f"{row[key]['open_s'] + row[key]['first_search_s']:.2f}"
 
 
-def _recall(row: Row) -> str:
-    found = row["probe"].get("dense_recall")
-    return "—" if found is None else f"{found['recall@10']:.3f} / {found['recall@100']:.3f}"
+def _recall(key: str, missing: str = "—") -> Callable[[Row], str]:
+    def get(row: Row) -> str:
+        found = row["probe"].get(key)
+        return missing if found is None else f"{found['recall@10']:.3f} / {found['recall@100']:.3f}"
+
+    return get
 
 
 def _rss_per_memory(row: Row) -> str:
@@ -52,7 +55,9 @@ METRICS: list[tuple[str, str, Callable[[Row], str]]] = [
     ("lexical candidates (100), p50 / p95 ms", "one many", _ms("lexical_ms")),
     ("dense candidates (100), p50 / p95 ms", "one many", _ms("dense_ms")),
     ("dense, filtered to half the scope, p50 / p95 ms", "one many", _ms("dense_half_filtered_ms")),
-    ("dense recall@10 / @100 against an exact scan", "one", _recall),
+    ("lexical recall@10 / @100 against an exact BM25 (40 searches)", "one many",
+     _recall("lexical_recall", "exact")),
+    ("dense recall@10 / @100 against an exact scan", "one", _recall("dense_recall")),
     ("first search in a scope not searched yet, p50 / p95 ms", "many",
      _ms("first_search_in_scope_ms")),
     ("Memory.search end to end (query embedding included), p50 / p95 ms", "one many",
@@ -104,8 +109,15 @@ def _machine(res: dict[str, Any]) -> str:
         " with uncommitted changes" if code.get("uncommitted_changes") else ""
     )
     threads = [f"{k}={m[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in m]
+    server = res.get("server")
+    if server:
+        threads.append(
+            f"server {server['server_version']}, shared_buffers {server['shared_buffers']}, "
+            f"fsync {server['fsync']}, synchronous_commit {server['synchronous_commit']}"
+        )
+    layouts = f" ({res['layouts']})" if res.get("layouts") else ""
     return (
-        f"{NAMES.get(res['backend'], res['backend'])}: measured {res['date'][:10]} on "
+        f"{NAMES.get(res['backend'], res['backend'])}{layouts}: measured {res['date'][:10]} on "
         f"{m['cpus']} × {m['cpu_model']}, 1-minute load {m['load_avg_start'][0]:.1f} at the start "
         f"and {m.get('load_avg_end', ['?'])[0]:.1f} at the end; {commit}"
         + (f"; {', '.join(threads)}" if threads else "")
@@ -116,6 +128,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
     runs: list[str] = []
     for res in results:
         runs.append(f"- {_machine(res)}")
+        for beside in res.get("concurrent_runs", []):  # another layout, run at the same time
+            runs.append(f"- {_machine({**beside, 'backend': res['backend']})}")
         for earlier in res.get("earlier_runs", []):  # rows kept from it by --merge
             runs.append(f"- rows not measured again, from an earlier run: "
                         f"{_machine({**earlier, 'backend': res['backend']})}")  # fmt: skip
