@@ -10,14 +10,25 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import IO, Any, ParamSpec, TypeVar
 
 from .memory import Memory
 from .pipeline.ingest import ProcessReport
-from .types import Entity, HistoryEntry, Hit, MemoryRecord, Page, Profile, ScopeSummary
+from .types import (
+    AgentSummary,
+    BatchUpdate,
+    Entity,
+    HistoryEntry,
+    Hit,
+    MemoryRecord,
+    Page,
+    Profile,
+    ScopeSummary,
+    UserSummary,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -79,6 +90,21 @@ class AsyncMemory:
 
     async def delete_all(self, **kwargs: Any) -> int:
         return await self.run(self.memory.delete_all, **kwargs)
+
+    async def timeline(self, **kwargs: Any) -> Page:
+        return await self.run(self.memory.timeline, **kwargs)
+
+    async def update_many(self, changes: Sequence[Mapping[str, Any]]) -> BatchUpdate:
+        return await self.run(self.memory.update_many, changes)
+
+    async def delete_many(self, ids: Sequence[str]) -> builtins.list[str]:
+        return await self.run(self.memory.delete_many, ids)
+
+    async def users(self) -> builtins.list[UserSummary]:
+        return await self.run(self.memory.users)
+
+    async def agents(self) -> builtins.list[AgentSummary]:
+        return await self.run(self.memory.agents)
 
     async def history(self, memory_id: str) -> builtins.list[HistoryEntry]:
         return await self.run(self.memory.history, memory_id)

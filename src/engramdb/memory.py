@@ -8,8 +8,10 @@ refused here with a specific error before anything is written.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import copy
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -46,6 +48,8 @@ from .retrieval.retriever import Ranking, Retriever, default_gate, known_at
 from .temporal import find_time_mentions
 from .types import (
     KINDS,
+    AgentSummary,
+    BatchUpdate,
     Entity,
     HistoryEntry,
     Hit,
@@ -54,6 +58,7 @@ from .types import (
     Profile,
     Scope,
     ScopeSummary,
+    UserSummary,
 )
 from .validate import (
     callback_arg,
@@ -292,11 +297,76 @@ class Memory:
             InvalidInput: empty, oversized or non-string text; non-JSON metadata.
         """
         ident = self._id(memory_id, "update")
+        change = self._change("update()", text, metadata)
+        self._after_write(self._apply(ident, change))
+        return self.get(ident)
+
+    def update_many(self, changes: Sequence[Mapping[str, Any]]) -> BatchUpdate:
+        """Correct several memories: each change is ``{"id", "text"?, "metadata"?}`` as for
+        :meth:`update`.
+
+        Every change and every id is checked before anything is written: one unknown id, or one
+        bad change, changes nothing. A fact named in the batch whose source message the batch
+        corrects (its text) is not edited: the correction replaces it, as it replaces every
+        fact of the old text, and the result says so in ``replaced`` rather than failing on a
+        fact that is gone. The other changes are applied in the order given.
+
+        Returns:
+            The memories changed, as they are after the batch, and the facts replaced.
+
+        Raises:
+            MemoryNotFound: an id names no memory of this tenant (nothing was changed).
+            InvalidInput: a change is not a dict with an id and text and/or metadata, its text
+                or metadata is bad, or there are more than 1000 changes.
+        """
+        batch = self._batch(changes, "update_many() changes")
+        planned = [self._planned(i, change) for i, change in enumerate(batch)]
+        rows = self._rows_of([ident for ident, _, _ in planned])
+        corrected = {i for i, _, text in planned if text and rows[i].kind == "message"}
+        replaced = [
+            i for i in dict.fromkeys(i for i, _, _ in planned)
+            if rows[i].kind != "message" and corrected.intersection(rows[i].source_ids)
+        ]  # fmt: skip
+        again: builtins.list[str] = []
+        for ident, change, _ in planned:
+            if ident not in replaced:
+                again += self._apply(ident, change)
+        self._after_write(again)
+        done = [i for i in dict.fromkeys(i for i, _, _ in planned) if i not in replaced]
+        return BatchUpdate(items=self._records(done), replaced=replaced)
+
+    def _planned(self, index: int, change: object) -> tuple[str, Callable[[Row], bool], bool]:
+        """A change of :meth:`update_many`, checked: its id, its change and whether it sets
+        the text."""
+        where = f"update_many() changes[{index}]"
+        if not isinstance(change, Mapping):
+            raise InvalidInput(
+                f"{where} must be a dict such as {{'id': ..., 'text': ...}}, got "
+                f"{type(change).__name__}"
+            )
+        unknown = sorted(_key(k) for k in set(change) - {"id", "text", "metadata"})
+        if unknown:
+            raise InvalidInput(f"{where} has unknown key(s) {', '.join(unknown)}: use id, text "
+                               "and metadata")  # fmt: skip
+        ident = change.get("id")
+        if not isinstance(ident, str):
+            raise InvalidInput(f"{where} needs an 'id': the id of a memory, as a string")
+        text = change.get("text")
+        apply = self._change(f"{where} (id {shorten(ident, 40)})", text, change.get("metadata"))
+        return self._id(ident, "update_many"), apply, text is not None
+
+    def _change(self, where: str, text: object, metadata: object) -> Callable[[Row], bool]:
+        """The checked correction of one record, applied in the write transaction; it returns
+        whether the text changed.
+
+        Raises:
+            InvalidInput: neither text nor metadata, or a bad one.
+        """
         if text is None and metadata is None:
-            raise InvalidInput("update() needs text=... and/or metadata=...: nothing to change")
+            raise InvalidInput(f"{where} needs text=... and/or metadata=...: nothing to change")
         limit = self.settings["max_content_chars"]
-        new_text = None if text is None else text_arg(text, "update() text", max_chars=limit)
-        changes = None if metadata is None else metadata_arg(metadata, "update() metadata")
+        new_text = None if text is None else text_arg(text, f"{where} text", max_chars=limit)
+        changes = None if metadata is None else metadata_arg(metadata, f"{where} metadata")
 
         def change(row: Row) -> bool:
             # Runs inside the write transaction, on the record as it is now.
@@ -309,16 +379,22 @@ class Memory:
             if changes is not None:
                 merged = {**row.metadata, **changes}
                 row.metadata = metadata_arg(
-                    {k: v for k, v in merged.items() if v is not None}, "update() metadata"
+                    {k: v for k, v in merged.items() if v is not None}, f"{where} metadata"
                 )
             row.updated_at = datetime.now(UTC).timestamp()
             return new_text is not None
 
-        mode = self.settings["consolidate"]
-        again = self._ingest.update(self.tenant, ident, change, _ACTOR, rederive=mode != "off")
-        if mode == "inline":
-            self._consolidate(again)
-        return self.get(ident)
+        return change
+
+    def _apply(self, ident: str, change: Callable[[Row], bool]) -> builtins.list[str]:
+        """One correction in its transaction; the messages whose extraction it queued again."""
+        rederive = self.settings["consolidate"] != "off"
+        return self._ingest.update(self.tenant, ident, change, _ACTOR, rederive=rederive)
+
+    def _after_write(self, again: Sequence[str]) -> None:
+        """Inline extraction of what a correction or a delete queued again (if that mode)."""
+        if self.settings["consolidate"] == "inline":
+            self._consolidate(builtins.list(dict.fromkeys(again)))
 
     def delete(self, memory_id: str) -> None:
         """Delete a memory for good: its text, keys, vector, jobs and history content.
@@ -331,12 +407,63 @@ class Memory:
         Raises:
             MemoryNotFound: no memory has this id.
         """
-        mode = self.settings["consolidate"]
-        again = self._ingest.delete(
-            self.tenant, self._id(memory_id, "delete"), _ACTOR, rederive=mode != "off"
-        )
-        if mode == "inline":
-            self._consolidate(again)
+        ident = self._id(memory_id, "delete")
+        rederive = self.settings["consolidate"] != "off"
+        self._after_write(self._ingest.delete(self.tenant, ident, _ACTOR, rederive=rederive))
+
+    def delete_many(self, ids: Sequence[str]) -> builtins.list[str]:
+        """Delete several memories for good, each as :meth:`delete` does; returns the ids
+        deleted (each once, in the order given).
+
+        Every id is checked first: one unknown id deletes nothing. The facts named are deleted
+        before the messages, so that a fact named in the batch stays deleted: deleting its
+        source first would extract its other sources again, and bring it back.
+
+        Raises:
+            MemoryNotFound: an id names no memory of this tenant (nothing was deleted).
+            InvalidInput: ``ids`` is not a list of strings, or holds more than 1000.
+        """
+        checked = [self._id(i, "delete_many") for i in self._batch(ids, "delete_many() ids")]
+        wanted = builtins.list(dict.fromkeys(checked))
+        rows = self._rows_of(wanted)
+        rederive = self.settings["consolidate"] != "off"
+        again: builtins.list[str] = []
+        for ident in sorted(wanted, key=lambda i: rows[i].kind == "message"):
+            # Deleted meanwhile (by another caller) is what was asked for.
+            with contextlib.suppress(MemoryNotFound):
+                again += self._ingest.delete(self.tenant, ident, _ACTOR, rederive=rederive)
+        gone = set(wanted)
+        self._after_write([i for i in again if i not in gone])
+        return wanted
+
+    def _batch(self, items: object, where: str) -> builtins.list[Any]:
+        """A list of at most :data:`MAX_LIMIT` items (not a str or a dict)."""
+        if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+            raise InvalidInput(f"{where} must be a list, got {type(items).__name__}")
+        if len(items) > MAX_LIMIT:
+            raise InvalidInput(
+                f"{where} holds {len(items)} items; at most {MAX_LIMIT}: split the batch"
+            )
+        return builtins.list(items)
+
+    def _rows_of(self, ids: Sequence[str]) -> dict[str, Row]:
+        """The records of ``ids`` by id.
+
+        Raises:
+            MemoryNotFound: the first id (in order) that names no record of this tenant.
+        """
+        found = {r.id: r for r in self._store.get(self.tenant, ids)} if ids else {}
+        missing = next((i for i in ids if i not in found), None)
+        if missing is not None:
+            raise MemoryNotFound(missing)
+        return found
+
+    def _records(self, ids: Sequence[str]) -> builtins.list[MemoryRecord]:
+        """The records of ``ids`` with their sources, in that order (gone ones left out)."""
+        by_id = {r.id: r for r in self._store.get(self.tenant, ids)} if ids else {}
+        rows = [by_id[i] for i in ids if i in by_id]
+        sources = self._sources(rows)
+        return [res.record(r, sources[r.id]) for r in rows]
 
     def archive(self, memory_id: str) -> MemoryRecord:
         """Put a memory away without deleting it: it stays stored, listed and in its history,
@@ -469,7 +596,59 @@ class Memory:
             archived=None if archived is None else flag_arg(archived, "list() archived"),
         )
         limit = int_arg(limit, "list() limit", maximum=MAX_LIMIT)
-        rows, next_cursor = self._store.list(scope, flt, limit, cursor)
+        return self._page(*self._store.list(scope, flt, limit, cursor))
+
+    def timeline(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        since: datetime | str | float | None = None,
+        until: datetime | str | float | None = None,
+        kind: str | None = "message",
+        limit: int = 100,
+        cursor: str | None = None,
+        archived: bool | None = None,
+    ) -> Page:
+        """A page of a scope's memories in the order they happened (``occurred_at``; those of
+        one instant in the order they were recorded), oldest first.
+
+        ``since`` and ``until`` bound the period, both included (ISO 8601, a datetime or epoch
+        seconds). ``kind``: the conversation turns by default; ``"fact"`` for facts (placed at
+        the time they became true), None for every kind. ``archived`` as in :meth:`list`. Pass
+        the returned ``next_cursor`` as ``cursor`` (with the same arguments) for the next page;
+        it is None on the last. A page is read from an index in this order, so it costs the
+        same at the start of a scope of a million memories as at its end.
+
+        Raises:
+            MissingScope: neither user_id nor agent_id.
+            InvalidTimestamp: ``since`` or ``until`` is not a time.
+            InvalidInput: ``since`` is after ``until``, a bad limit, session or archived.
+            InvalidFilter: ``kind`` is not a kind of record.
+            InvalidCursor: the cursor is not the ``next_cursor`` of this timeline (the same
+                scope, period and filters).
+        """
+        scope = self._scope("timeline", user_id, agent_id)
+        start = None if since is None else msgs.timestamp_arg(since, "timeline() since")
+        end = None if until is None else msgs.timestamp_arg(until, "timeline() until")
+        if start is not None and end is not None and start > end:
+            raise InvalidInput(
+                f"timeline() since ({shorten(since, 40)}) is after until ({shorten(until, 40)}): "
+                "give the start of the period first"
+            )
+        flt = Filter(
+            since=start,
+            # The store's bound is exclusive; the next float after it includes the instant.
+            until=None if end is None else math.nextafter(end, math.inf),
+            session_id=name_arg(session_id, "timeline() session_id"),
+            kinds=None if kind is None else (_kind(kind, "timeline() kind"),),
+            archived=None if archived is None else flag_arg(archived, "timeline() archived"),
+        )
+        limit = int_arg(limit, "timeline() limit", maximum=MAX_LIMIT)
+        return self._page(*self._store.timeline(scope, flt, limit, cursor))
+
+    def _page(self, rows: Sequence[Row], next_cursor: str | None) -> Page:
         sources = self._sources(rows)
         return Page(items=[res.record(r, sources[r.id]) for r in rows], next_cursor=next_cursor)
 
@@ -807,6 +986,39 @@ class Memory:
         """Every user/agent pair of this tenant that holds memories, with its counts."""
         return self._store.scopes(self.tenant)
 
+    def users(self) -> builtins.list[UserSummary]:
+        """The users of this tenant, by id, each with how many memories and facts it holds
+        over all its agents, those agents, and when its latest memory happened."""
+        groups: dict[str, builtins.list[ScopeSummary]] = {}
+        for s in self._store.scopes(self.tenant):
+            if s.user_id is not None:
+                groups.setdefault(s.user_id, []).append(s)
+        return [
+            UserSummary(
+                user_id=user, memories=sum(s.memories for s in found),
+                facts=sum(s.facts for s in found), agents=_named(s.agent_id for s in found),
+                last_at=_latest(found),
+            )
+            for user, found in sorted(groups.items())
+        ]  # fmt: skip
+
+    def agents(self) -> builtins.list[AgentSummary]:
+        """The agents of this tenant, by id, each with how many memories and facts it holds
+        over all its users (and its own, without a user), those users, and when its latest
+        memory happened."""
+        groups: dict[str, builtins.list[ScopeSummary]] = {}
+        for s in self._store.scopes(self.tenant):
+            if s.agent_id is not None:
+                groups.setdefault(s.agent_id, []).append(s)
+        return [
+            AgentSummary(
+                agent_id=agent, memories=sum(s.memories for s in found),
+                facts=sum(s.facts for s in found), users=_named(s.user_id for s in found),
+                last_at=_latest(found),
+            )
+            for agent, found in sorted(groups.items())
+        ]  # fmt: skip
+
     def events(self, after: int = 0, limit: int = 100) -> builtins.list[HistoryEntry]:
         """This tenant's changes after event id ``after``, oldest first: an append-only feed
         (``create``, ``update``, ``delete``; for facts ``confirm``, ``supersede``, ...). Pass the
@@ -845,6 +1057,14 @@ def _by_tenant(jobs: Iterable[Any]) -> dict[str, builtins.list[str]]:
     for job in jobs:
         out.setdefault(job.tenant, []).append(job.memory_id)
     return out
+
+
+def _named(names: Iterable[str | None]) -> builtins.list[str]:
+    return sorted({n for n in names if n is not None})
+
+
+def _latest(scopes: Sequence[ScopeSummary]) -> datetime | None:
+    return max((s.last_at for s in scopes if s.last_at is not None), default=None)
 
 
 def _moment(as_of: object) -> datetime:

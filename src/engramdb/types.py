@@ -218,6 +218,44 @@ class ScopeSummary:
 
 
 @dataclass(frozen=True)
+class UserSummary:
+    """One user of a tenant over every agent it talks with: how many memories and facts it
+    holds, those agents (by id), and when the latest of its memories happened."""
+
+    user_id: str
+    memories: int
+    facts: int
+    agents: list[str]
+    last_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    """One agent of a tenant over every user it talks with (``users``; memories kept for the
+    agent alone count too), like :class:`UserSummary`."""
+
+    agent_id: str
+    memories: int
+    facts: int
+    users: list[str]
+    last_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BatchUpdate:
+    """What :meth:`~engramdb.Memory.update_many` did.
+
+    ``items`` are the memories it changed, as they are after the batch, in the order first
+    named. ``replaced`` are the facts it was asked to change that a correction of their source
+    message in the same batch replaced instead: they are gone, and the facts of the corrected
+    text are extracted again.
+    """
+
+    items: list[MemoryRecord]
+    replaced: list[str]
+
+
+@dataclass(frozen=True)
 class ApiKey:
     """A server API key, as stored: its secret is never kept, only a hash and a prefix."""
 

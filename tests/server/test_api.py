@@ -197,6 +197,67 @@ def test_list_refuses_bad_arguments(api: Api, params: dict[str, Any], code: str)
     api.error("GET", "/v1/memories", 400, code, params=params)
 
 
+def _timeline(api: Api, tenant: str | None = None, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a timeline, paged through ``next_cursor`` (3 at a time by default)."""
+    items: list[dict[str, Any]] = []
+    query: dict[str, Any] = {"limit": 3, **params}
+    while True:
+        page = api.ok("GET", "/v1/timeline", params=query, tenant=tenant)
+        assert set(page) == {"items", "next_cursor"}
+        items += page["items"]
+        if page["next_cursor"] is None:
+            return items
+        query["cursor"] = page["next_cursor"]
+
+
+def test_timeline_pages_in_the_order_things_happened(api: Api) -> None:
+    ids = seed_maya(api)
+    early = {"role": "user", "name": "Maya", "content": "We adopted a cat named Miso.",
+             "timestamp": "2023-12-24T18:00:00Z"}  # recorded last, said first  # fmt: skip
+    [miso] = api.ok("POST", "/v1/memories", status=201,
+                    json={"messages": [early], "user_id": "maya"})["ids"]  # fmt: skip
+    turns = _timeline(api, user_id="maya")
+    assert [t["id"] for t in turns] == [miso, *ids]
+    assert {t["kind"] for t in turns} == {"message"}
+    every = _timeline(api, user_id="maya", kind="all")
+    facts = _timeline(api, user_id="maya", kind="fact")
+    assert len(every) == len(turns) + len(facts) and facts
+    said = [t["occurred_at"] for t in every]
+    assert said == sorted(said)
+    # since and until include their instant.
+    window = _timeline(api, user_id="maya", since="2024-01-10T10:00:30Z",
+                       until="2024-05-29T09:00:00Z")  # fmt: skip
+    assert [t["id"] for t in window] == ids[1:3]
+    assert _timeline(api, user_id="maya", session_id="2024-05-29", limit=1) == turns[3:]
+    assert _timeline(api, user_id="maya", tenant="globex") == []  # another tenant: nothing
+
+
+def test_timeline_refuses_bad_arguments_and_foreign_cursors(api: Api) -> None:
+    seed_maya(api)
+    for params, code in [
+        ({}, "missing_scope"),
+        ({"user_id": "maya", "limit": 0}, "invalid_input"),
+        ({"user_id": "maya", "limit": 1001}, "invalid_input"),
+        ({"user_id": "maya", "kind": "poem"}, "invalid_filter"),
+        ({"user_id": "maya", "since": "not a date"}, "invalid_timestamp"),
+        ({"user_id": "maya", "since": "2024-02-01", "until": "2024-01-01"}, "invalid_input"),
+        ({"user_id": "maya", "cursor": "garbage"}, "invalid_cursor"),
+    ]:
+        api.error("GET", "/v1/timeline", 400, code, params=params)
+    first = api.ok("GET", "/v1/timeline", params={"user_id": "maya", "limit": 1})
+    listed = api.ok("GET", "/v1/memories", params={"user_id": "maya", "limit": 1})
+    for params in [
+        {"user_id": "tom", "cursor": first["next_cursor"]},  # another scope
+        {"user_id": "maya", "since": "2024-01-01", "cursor": first["next_cursor"]},  # period
+        {"user_id": "maya", "cursor": listed["next_cursor"]},  # a listing's cursor
+    ]:
+        api.error("GET", "/v1/timeline", 400, "invalid_cursor", params=params)
+    # A reader may read it; another tenant's key with this cursor gets nothing of maya's.
+    api.ok("GET", "/v1/timeline", params={"user_id": "maya"}, role="reader")
+    api.error("GET", "/v1/timeline", 400, "invalid_cursor", tenant="globex",
+              params={"user_id": "maya", "cursor": first["next_cursor"]})  # fmt: skip
+
+
 # -- update, history, delete ------------------------------------------------------------------
 
 
@@ -255,6 +316,46 @@ def test_batch_update_checks_every_id_first(api: Api) -> None:
     assert [h["event"] for h in api.ok("GET", f"/v1/memories/{a}/history")["items"]] == [
         "create", "update",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("fact_first", [False, True])
+def test_batch_update_of_a_message_and_its_fact_reports_the_fact_replaced(
+    api: Api, fact_first: bool
+) -> None:
+    """Correcting a message replaces the facts of its old text: a fact of it edited in the
+    same batch is reported as replaced, in either order (message first used to answer 404
+    half-way; fact first, the edited fact that was then deleted); a fact of another message
+    is edited."""
+    ids = seed_maya(api)
+    facts = api.ok("GET", "/v1/facts", params={"user_id": "maya"})["items"]
+    porto = next(f for f in facts if f["value"] == "Porto")
+    sister = next(f for f in facts if "sister" in f["text"])
+    assert [s["id"] for s in porto["sources"]] == [ids[2]]
+    assert [s["id"] for s in sister["sources"]] == [ids[3]]
+    pair = [
+        {"id": ids[2], "text": "I moved to Braga last month."},
+        {"id": porto["id"], "metadata": {"checked": True}},
+    ]
+    body = {"updates": [*(pair[::-1] if fact_first else pair),
+                        {"id": sister["id"], "metadata": {"checked": True}}]}  # fmt: skip
+    done = api.ok("POST", "/v1/memories/batch-update", json=body)
+    assert done["replaced"] == [porto["id"]]
+    assert [(i["id"], i["metadata"]) for i in done["items"]] == [
+        (ids[2], {"topic": "home"}), (sister["id"], {"checked": True}),
+    ]  # fmt: skip
+    assert done["items"][0]["text"] == "I moved to Braga last month."
+    api.error("GET", f"/v1/memories/{porto['id']}", 404, "memory_not_found")
+    history = api.ok("GET", f"/v1/memories/{porto['id']}/history")["items"]
+    assert "update" not in [h["event"] for h in history]  # not edited, then deleted: replaced
+    now = api.ok("GET", "/v1/facts", params={"user_id": "maya"})["items"]
+    assert "Braga" in [f["value"] for f in now] and "Porto" not in [f["value"] for f in now]
+    # A metadata-only edit of a message keeps its facts: then the fact is edited too.
+    braga = next(f for f in now if f["value"] == "Braga")
+    body = {"updates": [{"id": ids[2], "metadata": {"seen": 1}},
+                        {"id": braga["id"], "metadata": {"checked": True}}]}  # fmt: skip
+    done = api.ok("POST", "/v1/memories/batch-update", json=body)
+    assert done["replaced"] == [] and [i["id"] for i in done["items"]] == [ids[2], braga["id"]]
+    assert api.ok("GET", f"/v1/memories/{braga['id']}")["metadata"] == {"checked": True}
 
 
 def _two_notes(api: Api) -> tuple[str, str]:
@@ -927,6 +1028,7 @@ STORE_ROUTES = [
     ("POST", "/v1/process", None),
     ("POST", "/v1/memories", {"messages": "x", "user_id": "maya"}),
     ("GET", "/v1/memories?user_id=maya", None),
+    ("GET", "/v1/timeline?user_id=maya", None),
     ("GET", "/v1/memories/some-id", None),
     ("PATCH", "/v1/memories/some-id", {"text": "x"}),
     ("DELETE", "/v1/memories/some-id", None),

@@ -466,6 +466,46 @@ def test_timeline_groups_by_day_and_marks_where_facts_began_and_ended(
     shoot(page, "timeline")
 
 
+def test_timeline_reads_pages_of_the_timeline_and_later_reads_on(
+    page: Page, console: Console
+) -> None:
+    """A scope longer than a page: the first page shows only what happened up to its last
+    instant (a fact's later end waits), "Later" reads the next page from /v1/timeline, and
+    every turn appears once, in order. The view never pages /v1/memories."""
+    notes = [
+        {"role": "user", "name": "Maya", "content": f"Training log {i}.",
+         "timestamp": f"2023-06-{1 + i // 24:02d}T{i % 24:02d}:00:00Z"}
+        for i in range(250)
+    ]  # fmt: skip
+    console.memory.add(notes[::-1], user_id="maya", session_id="log")  # recorded newest first
+    sign_in(page, console)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(console.url("#/timeline"))
+    more = page.locator("#timeline-more")
+    expect(more).to_be_visible()
+    expect(page.locator("#timeline-horizon")).to_contain_text("2023")
+    said = page.locator(".tl-said")
+    expect(said).to_have_count(200)
+    expect(page.locator(".tl-day[data-day^='2024']")).to_have_count(0)
+    expect(page.locator(".tl-ended")).to_have_count(0)  # Lisbon's end is past the horizon
+    more.click()
+    expect(more).to_have_count(0)
+    total = len(console.memory.list(user_id="maya", kind="message", limit=1000).items)
+    expect(said).to_have_count(total)
+    ids = said.evaluate_all("items => items.map(i => i.dataset.id)")
+    assert len(set(ids)) == len(ids) == total
+    days = page.locator(".tl-day").evaluate_all("ds => ds.map(d => d.dataset.day)")
+    assert days == sorted(days) and days[0] == "2023-06-01" and "2024-05-28" in days
+    first_day = page.locator(".tl-day[data-day='2023-06-01'] .tl-said .tl-text")
+    expect(first_day.first).to_have_text("Training log 0.")
+    moved = page.locator(".tl-day[data-day='2024-05-28']")
+    expect(moved.locator(".tl-ended", has_text="Maya lives in Lisbon")).to_have_count(1)
+    paths = [url.split("/v1/", 1)[1] for url in asked if "/v1/" in url]
+    assert [p for p in paths if p.startswith("timeline?")], paths
+    assert not [p for p in paths if p.startswith("memories")], paths
+
+
 def test_entities_show_relation_and_the_memories_that_mention_them(
     page: Page, console: Console
 ) -> None:

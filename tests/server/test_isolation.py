@@ -390,6 +390,9 @@ class Isolation(RuleBasedStateMachine):
                 assert {r["id"]: r["text"] for r in page["items"]} == {
                     i: r.text for i, r in live.items() if (r.user, r.agent) == (user, agent)
                 }
+                timeline = self.ok(tenant, "GET", "timeline", params=params)
+                in_time = sorted(r["id"] for r in timeline["items"])
+                assert in_time == sorted(r["id"] for r in page["items"])
 
 
 Isolation.TestCase.settings = settings(

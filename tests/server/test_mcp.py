@@ -246,18 +246,27 @@ async def test_pages_and_timeline(tmp_path: Path) -> None:
             session, "list_memories", user_id="maya", kind="message", cursor=first["next_cursor"]
         )
         timeline = await call(session, "get_timeline", user_id="maya")
-        window = await call(
-            session, "get_timeline", user_id="maya", since="2024-01-10T10:00:00Z",
-            until="2024-02-01", limit=2,
+        period = {"since": "2024-01-10T10:00:00Z", "until": "2024-03-02T08:00:00Z"}
+        window = await call(session, "get_timeline", user_id="maya", limit=2, **period)
+        after = await call(
+            session, "get_timeline", user_id="maya", limit=2, cursor=window["next_cursor"],
+            **period,
         )  # fmt: skip
+        wrong = await refused(
+            session, "get_timeline", user_id="maya", cursor=window["next_cursor"]
+        )  # the cursor of another period
     assert len(first["items"]) == 2 and first["next_cursor"]
     assert len(rest["items"]) == 2 and rest["next_cursor"] is None
     said = [t["occurred_at"] for t in timeline["items"]]
-    assert said == sorted(said) and len(said) == 4 and timeline["more"] is False
+    assert said == sorted(said) and len(said) == 4 and timeline["next_cursor"] is None
     assert timeline["items"][-1]["text"] == late["content"]
+    assert set(timeline) == {"items", "next_cursor"}
     # since and until include their instant; the assistant's turn is 1 ms after Maya's.
     assert [t["role"] for t in window["items"]] == ["user", "assistant"]
-    assert window["more"] is True  # Inês, 10:02, is left for the next call
+    # The next page: Inês at 10:02, then the cat at until itself, and nothing more.
+    assert [t["text"] for t in after["items"]] == [MAYA[2]["content"], late["content"]]
+    assert after["next_cursor"] is None
+    assert wrong.startswith("invalid_cursor: ")
 
 
 # -- streamable HTTP -------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ from . import postgres_admin as admin
 from . import postgres_facts as facts
 from . import postgres_schema as schema
 from . import postgres_search as search
-from .postgres_rows import SELECT, get_rows, guarded, row_from, translate, where
+from .base import decode_position, encode_position, timeline_fingerprint
+from .postgres_rows import SELECT, get_rows, guarded, row_from, timeline_query, translate, where
 from .postgres_schema import Conn
 from .postgres_tx import PostgresTransaction
 
@@ -212,6 +213,27 @@ class PostgresStore:
         # Positions are never reused (an identity column), so a cursor past a deleted record
         # still continues where it was.
         return rows, encode_cursor(fingerprint, int(raw[limit - 1][0])) if more else None
+
+    @guarded
+    def timeline(
+        self, scope: Scope, flt: Filter, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[Row], str | None]:
+        fingerprint = timeline_fingerprint(scope, flt)
+        after = None if cursor is None else decode_position(cursor, fingerprint)
+
+        def page(conn: Conn) -> builtins.list[Any]:
+            found = _scope_row(conn, scope)
+            if found is None:
+                return []
+            sql, params = timeline_query(scope.tenant, found[0], flt, after, limit)
+            return conn.execute(sql, params).fetchall()
+
+        raw = self._read(page)
+        rows = [row_from(r) for r in raw[:limit]]
+        if len(raw) <= limit:
+            return rows, None
+        last = raw[limit - 1]
+        return rows, encode_position(fingerprint, float(last[13]), int(last[0]))
 
     def iter_rows(self, tenant: str, scope: Scope | None) -> Iterator[Row]:
         # Pages rather than one open cursor: a long read would hold a snapshot (and keep

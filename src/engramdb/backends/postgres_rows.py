@@ -139,6 +139,19 @@ def where(tenant: str, scope_id: int, flt: Filter) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
+def timeline_query(
+    tenant: str, scope_id: int, flt: Filter, after: tuple[float, int] | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The statement of a timeline page (one record more than ``limit``: is there a next?)."""
+    cond, params = where(tenant, scope_id, flt)
+    if after is not None:
+        # A row comparison is an index condition on memories_scope_time (tenant, scope_id,
+        # occurred_at, rid): the scan starts at the position, in the page's order.
+        cond += " AND (m.occurred_at, m.rid) > (%s, %s)"
+        params += [*after]
+    return f"{SELECT} WHERE {cond} ORDER BY m.occurred_at, m.rid LIMIT %s", [*params, limit + 1]
+
+
 def _fact_holds(condition: str) -> str:
     return (
         "(m.kind <> 'fact' OR EXISTS (SELECT 1 FROM facts f2 WHERE f2.tenant = m.tenant "

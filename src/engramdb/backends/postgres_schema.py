@@ -294,9 +294,20 @@ def impact(tf: float, length: float, avg: float) -> float:
     return tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg))
 
 
+def _v3_timeline(conn: Conn, dim: int) -> None:
+    """The order things happened in, per scope: the timeline reads pages of it (occurred_at, then
+    the row id for records of one instant) instead of sorting a scope. Built inside the
+    migration's transaction, so writes wait for it once, on a large database."""
+    del dim
+    conn.execute(
+        "CREATE INDEX memories_scope_time ON memories (tenant, scope_id, occurred_at, rid)"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "initial", _v1_initial),
     (2, "lexical impacts", _v2_lexical_impacts),
+    (3, "timeline order", _v3_timeline),
 )
 
 LATEST = MIGRATIONS[-1][0]

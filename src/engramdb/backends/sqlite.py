@@ -47,6 +47,7 @@ from ..records import (
 )
 from ..types import ApiKey, Delivery, Entity, HistoryEntry, Scope, ScopeSummary, Webhook
 from . import sqlite_admin, sqlite_facts, sqlite_schema
+from .base import decode_position, encode_position, timeline_fingerprint
 from .lexical import LexicalSet, Terms, encode_terms, key_terms
 from .positions import Window
 from .sqlite_cache import IndexFiles, store_bytes
@@ -402,16 +403,28 @@ class SQLiteStore:
         if scope_id is None:
             return [], None
         where, params = _where(scope_id, flt)
-        raw = conn.execute(
-            f"{_SELECT} WHERE {where} AND m.rid > ? ORDER BY m.rid LIMIT ?",
-            [*params, after, limit + 1],
-        ).fetchall()
-        more = len(raw) > limit
-        rows = [_row_from(r) for r in raw[:limit]]
-        _attach_sources(conn, rows)
+        rows, last = _page_of(
+            conn, f"{_SELECT} WHERE {where} AND m.rid > ? ORDER BY m.rid LIMIT ?",
+            [*params, after, limit + 1], limit,
+        )  # fmt: skip
         # The position comes from the same read: a delete of that row meanwhile cannot end the
         # listing early, and row ids are never reused (AUTOINCREMENT), so nothing is skipped.
-        return rows, encode_cursor(fingerprint, int(raw[limit - 1][0])) if more else None
+        return rows, None if last is None else encode_cursor(fingerprint, int(last[0]))
+
+    @_guarded
+    def timeline(
+        self, scope: Scope, flt: Filter, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[Row], str | None]:
+        fingerprint = timeline_fingerprint(scope, flt)
+        after = None if cursor is None else decode_position(cursor, fingerprint)
+        conn = self._reader()
+        scope_id = _scope_id(conn, scope)
+        if scope_id is None:
+            return [], None
+        rows, last = _page_of(conn, *timeline_query(scope_id, flt, after, limit), limit)
+        if last is None:
+            return rows, None
+        return rows, encode_position(fingerprint, float(last[13]), int(last[0]))
 
     def iter_rows(self, tenant: str, scope: Scope | None) -> Iterator[Row]:
         # Page by row id rather than holding one cursor open: a long read would keep the log
@@ -1369,6 +1382,30 @@ def _where(scope_id: int, flt: Filter) -> tuple[str, builtins.list[Any]]:
             clauses.append("json_extract(m.metadata, ?) = ?")
             params += [_json_path(key), value]
     return " AND ".join(clauses), params
+
+
+def timeline_query(
+    scope_id: int, flt: Filter, after: tuple[float, int] | None, limit: int
+) -> tuple[str, builtins.list[Any]]:
+    """The statement of a timeline page (one record more than ``limit``: is there a next?)."""
+    where, params = _where(scope_id, flt)
+    if after is not None:
+        # A row value: SQLite seeks memories_scope_time (or memories_session_order, for a
+        # session) to the position, and the index's order is the page's: nothing is sorted.
+        where += " AND (m.occurred_at, m.rid) > (?, ?)"
+        params += [*after]
+    return f"{_SELECT} WHERE {where} ORDER BY m.occurred_at, m.rid LIMIT ?", [*params, limit + 1]
+
+
+def _page_of(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], limit: int
+) -> tuple[builtins.list[Row], tuple[Any, ...] | None]:
+    """The records of a page read ``limit + 1`` at a time, and the last one's raw row when
+    there is a next page (its position makes the cursor)."""
+    raw = conn.execute(sql, params).fetchall()
+    rows = [_row_from(r) for r in raw[:limit]]
+    _attach_sources(conn, rows)
+    return rows, tuple(raw[limit - 1]) if len(raw) > limit else None
 
 
 def _json_path(key: str) -> str:

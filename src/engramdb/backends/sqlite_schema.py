@@ -378,6 +378,15 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
         CREATE INDEX jobs_kind ON jobs (kind, id)
         """,
     ),
+    (
+        8,
+        "timeline order",
+        # The order things happened in, per scope: Store.timeline reads pages of it. (Version 1
+        # had (scope_id, occurred_at); the table rebuild of version 3 dropped it.)
+        """
+        CREATE INDEX memories_scope_time ON memories (scope_id, occurred_at, rid)
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

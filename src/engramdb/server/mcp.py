@@ -39,9 +39,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import EngramError, InvalidInput
 from ..memory import MAX_LIMIT, Memory
-from ..pipeline.messages import timestamp_arg
 from ..serialize import to_dict
-from ..types import MemoryRecord
 from .auth import LOOPBACK, Principal, authenticate, bearer, require
 
 log = logging.getLogger("engramdb")
@@ -399,6 +397,7 @@ async def get_timeline(
         str | None, Field(description="Only turns said at or before this moment (ISO 8601).")
     ] = None,
     limit: Annotated[int, _limit("turns")] = 50,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """What was said, in the order it happened: the user's conversation turns by date.
 
@@ -406,38 +405,17 @@ async def get_timeline(
     narrow it. Each turn has occurred_at, the date and time it was said on the speaker's clock.
 
     Returns:
-        {"items": [...], "more"}: the earliest turns of the period, oldest first; more is true
-        when the period holds more than limit (call again with since set to the last one's
-        occurred_at to continue; that turn comes again).
+        {"items": [...], "next_cursor"}: the turns of the period, oldest first, a page at a
+        time; pass next_cursor back as cursor (with the same since and until) for the next
+        page; it is null on the last page.
     """
-
-    def timeline(m: Memory) -> dict[str, Any]:
-        start = float("-inf") if since is None else timestamp_arg(since, "get_timeline since")
-        end = float("inf") if until is None else timestamp_arg(until, "get_timeline until")
-        turns = [
-            r
-            for r in _every_turn(m, user_id, agent_id)
-            if start <= r.occurred_at.timestamp() <= end
-        ]
-        turns.sort(key=lambda r: (r.occurred_at.timestamp(), r.id))
-        return {"items": to_dict(turns[:limit]), "more": len(turns) > limit}
-
-    return await _call(timeline)
-
-
-def _every_turn(memory: Memory, user_id: str, agent_id: str | None) -> list[MemoryRecord]:
-    """Every message of a scope. Memory.list pages in recording order and filters no time, so
-    the timeline reads the scope's turns and orders them by when they were said."""
-    turns: list[MemoryRecord] = []
-    cursor = None
-    while True:
-        page = memory.list(
-            user_id=user_id, agent_id=agent_id, kind="message", limit=MAX_LIMIT, cursor=cursor
+    page = await _call(
+        lambda m: m.timeline(
+            user_id=user_id, agent_id=agent_id, since=since, until=until, limit=limit,
+            cursor=cursor,
         )
-        turns += page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            return turns
+    )  # fmt: skip
+    return to_dict(page)
 
 
 async def memory_history(memory_id: MemoryId) -> dict[str, Any]:

@@ -4,7 +4,6 @@ the result with :func:`engramdb.serialize.to_dict`; no memory logic lives here."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import queue
 import tempfile
@@ -19,7 +18,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 import engramdb
 
 from .. import access
-from ..errors import EngramError, InvalidInput, MemoryNotFound
+from ..errors import EngramError, InvalidInput
 from ..serialize import JSON, to_dict
 from .app import ERROR_SCHEMA, ServerState
 from .auth import Principal, authenticate, require
@@ -178,6 +177,43 @@ async def list_memories(
     return to_dict(page)
 
 
+@router.get("/timeline", tags=["memories"])
+async def timeline(
+    request: Request,
+    principal: Reader,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    kind: Annotated[
+        str, Query(description="message (default), fact, ... or all (every kind).")
+    ] = "message",
+    limit: int = 100,
+    cursor: str | None = None,
+    archived: bool | None = None,
+) -> Any:
+    """A page of a scope's memories in the order they happened (``occurred_at``), oldest
+    first; ``since`` and ``until`` (ISO 8601) bound the period, both included. Pass
+    ``next_cursor`` for the next page."""
+    state = _state(request)
+    mem = state.memory_for(principal)
+    page = await state.read(
+        mem.timeline(
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            since=since,
+            until=until,
+            kind=None if kind == "all" else kind,
+            limit=limit,
+            cursor=cursor,
+            archived=archived,
+        )
+    )
+    return to_dict(page)
+
+
 @router.get("/memories/{memory_id}", tags=["memories"])
 async def get_memory(request: Request, memory_id: str, principal: Reader) -> Any:
     """One memory with its sources (and validity, for a fact)."""
@@ -222,14 +258,13 @@ async def memory_history(request: Request, memory_id: str, principal: Reader) ->
 
 @router.post("/memories/batch-update", tags=["memories"])
 async def batch_update(request: Request, body: BatchUpdateBody, principal: Writer) -> Any:
-    """Correct several memories. Every id is checked first: one unknown id changes nothing."""
+    """Correct several memories. Every update is checked first: one unknown id changes
+    nothing. A fact whose source message the batch corrects is replaced by the correction
+    instead of edited: it is listed in ``replaced``, not in ``items``."""
     mem = _state(request).memory_for(principal)
-    for item in body.updates:
-        if item.text is None and item.metadata is None:
-            raise InvalidInput(f"updates: item {item.id!r} needs text and/or metadata")
-        await mem.get(item.id)
-    items = [await mem.update(i.id, i.text, i.metadata) for i in body.updates]
-    return {"items": to_dict(items)}
+    changes = [item.model_dump() for item in body.updates]
+    done = await mem.update_many(changes)
+    return {"items": to_dict(done.items), "replaced": done.replaced}
 
 
 @router.post("/memories/batch-delete", tags=["memories"])
@@ -238,14 +273,7 @@ async def batch_delete(
 ) -> dict[str, list[str]]:
     """Delete several memories. Every id is checked first: one unknown id deletes nothing."""
     mem = _state(request).memory_for(principal)
-    ids = list(dict.fromkeys(body.ids))
-    for ident in ids:
-        await mem.get(ident)
-    for ident in ids:
-        # A fact derived from a message deleted before it went with it: not an unknown id.
-        with contextlib.suppress(MemoryNotFound):
-            await mem.delete(ident)
-    return {"deleted": ids}
+    return {"deleted": await mem.delete_many(body.ids)}
 
 
 # -- read path -------------------------------------------------------------------------------
@@ -343,37 +371,22 @@ async def entities(
 
 @router.get("/users", tags=["tenant"])
 async def users(request: Request, principal: Reader) -> dict[str, Any]:
-    """The users of the tenant with how many memories and facts each holds."""
-    return {"items": _grouped(await _scopes(request, principal), "user_id", "agent_id")}
+    """The users of the tenant with how many memories and facts each holds, their agents and
+    when their latest memory happened."""
+    state = _state(request)
+    mem = state.memory_for(principal)
+    found = await state.read(mem.users())
+    return {"items": [to_dict(vars(u)) for u in found]}
 
 
 @router.get("/agents", tags=["tenant"])
 async def agents(request: Request, principal: Reader) -> dict[str, Any]:
-    """The agents of the tenant with how many memories and facts each holds."""
-    return {"items": _grouped(await _scopes(request, principal), "agent_id", "user_id")}
-
-
-async def _scopes(request: Request, principal: Principal) -> list[dict[str, Any]]:
+    """The agents of the tenant with how many memories and facts each holds, their users and
+    when their latest memory happened."""
     state = _state(request)
-    found = await state.read(state.memory_for(principal).scopes())
-    return [dict(d) for d in to_dict(found) if isinstance(d, dict)]
-
-
-def _grouped(scopes: list[dict[str, Any]], key: str, other: str) -> list[dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    others = other.removesuffix("_id") + "s"  # "agents" of a user, "users" of an agent
-    for s in scopes:
-        if s[key] is None:
-            continue
-        entry = out.setdefault(
-            s[key], {key: s[key], "memories": 0, "facts": 0, others: [], "last_at": None}
-        )
-        entry["memories"] += s["memories"]
-        entry["facts"] += s["facts"]
-        if s[other] is not None:
-            entry[others].append(s[other])
-        entry["last_at"] = max(filter(None, (entry["last_at"], s["last_at"])), default=None)
-    return sorted(out.values(), key=lambda e: str(e[key]))
+    mem = state.memory_for(principal)
+    found = await state.read(mem.agents())
+    return {"items": [to_dict(vars(a)) for a in found]}
 
 
 @router.delete("/users/{user_id}", tags=["tenant"])

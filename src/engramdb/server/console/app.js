@@ -7,7 +7,7 @@
 const KEY_STORAGE = "engramdb.console.key";
 const SCOPE_STORAGE = "engramdb.console.scope";
 const PAGE_SIZES = [25, 50, 100];
-const TIMELINE_MAX_PAGES = 20; // x 100 memories: the timeline stops there and says so
+const TIMELINE_PAGE = 200; // memories per /v1/timeline page; "Later" reads the next
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const MONTHS_LONG = ["January", "February", "March", "April", "May", "June", "July", "August",
   "September", "October", "November", "December"];
@@ -989,16 +989,9 @@ async function viewFacts(root, params) {
 
 // ---------------------------------------------------------------- timeline
 
-async function allMemories() {
-  const items = [];
-  let cursor = null;
-  for (let i = 0; i < TIMELINE_MAX_PAGES; i += 1) {
-    const page = await api("GET", "memories", { query: { ...scopeQuery(), limit: 100, cursor } });
-    items.push(...(page.items || []));
-    cursor = page.next_cursor;
-    if (!cursor) return { items, complete: true };
-  }
-  return { items, complete: false };
+/** The next page of the scope's timeline (every kind, in the order things happened). */
+async function timelinePage(cursor) {
+  return api("GET", "timeline", { query: { ...scopeQuery(), kind: "all", limit: TIMELINE_PAGE, cursor } });
 }
 
 function timelineEvents(items) {
@@ -1033,26 +1026,54 @@ async function viewTimeline(root) {
   if (needScope(root)) return;
   const body = h("div", { id: "timeline" }, loading());
   put(root, viewHeader("Timeline", h("p", { class: "muted" }, "What was said, day by day, and where facts began and ended (on the speaker's clock).")), body);
-  let result;
+  // Pages arrive in the order things happened. What is shown stops at the last instant read
+  // (the horizon): a fact that ended later shows its end once the pages reach it.
+  const loaded = { items: [], cursor: null, complete: false };
+  async function readMore() {
+    const page = await timelinePage(loaded.cursor);
+    loaded.items.push(...(page.items || []));
+    loaded.cursor = page.next_cursor || null;
+    loaded.complete = !loaded.cursor;
+  }
   try {
-    result = await allMemories();
+    await readMore();
   } catch (err) {
     return fail(body, err);
   }
-  const days = new Map();
-  for (const event of timelineEvents(result.items)) {
-    const day = String(event.at).slice(0, 10);
-    if (!days.has(day)) days.set(day, []);
-    days.get(day).push(event);
-  }
-  put(body,
-    result.complete ? null : notice(`Showing the first ${result.items.length} memories only.`),
-    days.size
-      ? [...days].map(([day, events]) => h("section", { class: "tl-day", dataset: { day } },
-          h("h2", null, h("time", { datetime: day }, longDay(day))),
-          h("ol", { class: "tl-list" }, events.map(timelineEntry))))
-      : notice("Nothing remembered yet."),
-  );
+  const render = () => {
+    const last = loaded.items[loaded.items.length - 1];
+    const horizon = loaded.complete || !last ? Infinity : epochOf(last.occurred_at);
+    const days = new Map();
+    for (const event of timelineEvents(loaded.items)) {
+      if (epochOf(event.at) > horizon) continue;
+      const day = String(event.at).slice(0, 10);
+      if (!days.has(day)) days.set(day, []);
+      days.get(day).push(event);
+    }
+    const later = h("button", {
+      type: "button", class: "secondary", id: "timeline-more",
+      onclick: async () => {
+        later.disabled = true;
+        try {
+          await readMore();
+        } catch (err) {
+          return fail(body, err);
+        }
+        render();
+      },
+    }, "Later →");
+    put(body,
+      days.size
+        ? [...days].map(([day, events]) => h("section", { class: "tl-day", dataset: { day } },
+            h("h2", null, h("time", { datetime: day }, longDay(day))),
+            h("ol", { class: "tl-list" }, events.map(timelineEntry))))
+        : notice("Nothing remembered yet."),
+      loaded.complete
+        ? null
+        : h("div", { class: "pager" }, h("span", { class: "muted", id: "timeline-horizon" }, `Up to ${fmtDate(last.occurred_at)}`), later),
+    );
+  };
+  render();
 }
 
 // ---------------------------------------------------------------- entities
