@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -147,6 +148,19 @@ def log_delivery(memory: Memory, delivery: Delivery, *, advance: bool) -> None:
     given up on after the last retry)."""
     with memory._store.transaction() as tx:
         tx.log_delivery(delivery, advance)
+
+
+def lease_webhook(memory: Memory, hook_id: str, holder: str, seconds: float) -> bool:
+    """Take or renew the right to deliver a subscription of this tenant for ``seconds``: True
+    when ``holder`` has it (no one else held it, or their lease ran out)."""
+    with memory._store.transaction() as tx:
+        return tx.lease_webhook(memory.tenant, hook_id, holder, time.time() + seconds)
+
+
+def release_webhook(memory: Memory, hook_id: str, holder: str) -> None:
+    """Give up ``holder``'s lease on a subscription of this tenant."""
+    with memory._store.transaction() as tx:
+        tx.release_webhook(memory.tenant, hook_id, holder)
 
 
 def deliveries(memory: Memory, hook_id: str, limit: int = 100) -> list[Delivery]:

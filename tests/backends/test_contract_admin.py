@@ -5,6 +5,7 @@ backend of ``test_contract.BACKENDS`` through its fixture."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -86,6 +87,36 @@ def test_webhooks_start_after_the_newest_event_and_log_deliveries(store: Store) 
         assert not tx.delete_webhook("t2", "h1")
         assert tx.delete_webhook("t1", "h1")
     assert store.webhooks("t1") == [] and store.deliveries("t1", "h1", 10) == []
+
+
+def test_a_delivery_lease_has_one_holder_until_it_runs_out(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_webhook(_hook("h1"), "s")
+        tx.insert_webhook(_hook("h2", "t2"), "s")
+    later = time.time() + 60
+
+    def lease(holder: str, until: float = later, tenant: str = "t1", hook: str = "h1") -> bool:
+        with store.transaction() as tx:
+            return tx.lease_webhook(tenant, hook, holder, until)
+
+    assert lease("one") and not lease("two") and lease("one")  # renewed by its holder only
+    assert not lease("two", tenant="t2")  # another tenant cannot name this one
+    assert lease("two", tenant="t2", hook="h2")
+    with store.transaction() as tx:
+        tx.release_webhook("t1", "h1", "two")  # not two's to give up
+    assert not lease("two")
+    with store.transaction() as tx:
+        tx.release_webhook("t1", "h1", "one")
+    assert lease("two", until=time.time() - 1)  # taken, and run out at once
+    assert lease("one")
+    assert not lease("one", hook="nope")
+    with store.transaction() as tx:
+        tx.delete_webhook("t1", "h1")
+    assert not lease("one")
+    # An attempt logged after its subscription was deleted leaves no row behind.
+    with store.transaction() as tx:
+        tx.log_delivery(Delivery("t1", "h1", 1, 1, "delivered", 200, None, NOW), True)
+    assert store.deliveries("t1", "h1", 10) == []
 
 
 def test_scopes_summarise_a_tenant(store: Store) -> None:

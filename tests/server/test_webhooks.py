@@ -449,3 +449,54 @@ def test_what_a_receiver_answers_cannot_keep_a_purged_users_words(
     for path in tmp_path.iterdir():
         if path.name.startswith("engram.db"):
             assert b"Quetzalpine" not in path.read_bytes(), path.name
+
+
+# -- several server processes on one store -----------------------------------------------------
+
+
+def test_two_servers_on_one_store_deliver_each_event_once(
+    tmp_path: Path, receivers: Callable[[], Receiver]
+) -> None:
+    """Two servers (each its own Memory on the same file, as two processes would have) both run
+    delivery: the subscription's lease lets one send at a time, from the cursor it finds."""
+    path = tmp_path / "shared.db"
+    first = Memory(path, embedder="test", consolidate="off", rate_limit=0)
+    second = Memory(path, embedder="test", consolidate="off", rate_limit=0)
+    keys = {"a": access.create_key(first.for_tenant("a"), "admin")[1]}
+    receiver = receivers()
+    try:
+        with serving(first) as base_one, serving(second) as base_two:
+            one, two = Server(base_one, first, keys), Server(base_two, second, keys)
+            hook = one.subscribe(receiver.url)
+            for i in range(30):  # writes through both servers, while both deliver
+                (one if i % 2 else two).add(f"note number {i}", user=f"u{i % 3}")
+            last = two.add("the last one")
+            wait_for(
+                "the last event",
+                lambda: last in {r.event["memory_id"] for r in receiver.requests()},
+            )
+            feed = one.feed()
+            sent = [r.headers["X-Engram-Delivery"] for r in receiver.requests()]
+            assert sent == [str(e["id"]) for e in feed]  # each once, in order
+            assert {s for _, _, s, _ in one.log(hook["id"])} == {"delivered"}
+            assert len(one.log(hook["id"])) == len(feed)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_lease_is_taken_by_one_holder_until_it_runs_out(tmp_path: Path) -> None:
+    memory = Memory(tmp_path / "engram.db", embedder="test")
+    hook = access.create_webhook(memory, "http://127.0.0.1:9/hook")
+    assert access.lease_webhook(memory, hook.id, "one", 60)
+    assert not access.lease_webhook(memory, hook.id, "two", 60)
+    assert access.lease_webhook(memory, hook.id, "one", 60)  # renewed by its holder
+    access.release_webhook(memory, hook.id, "two")  # not two's to release
+    assert not access.lease_webhook(memory, hook.id, "two", 60)
+    access.release_webhook(memory, hook.id, "one")
+    assert access.lease_webhook(memory, hook.id, "two", -1)  # taken, and already run out
+    assert access.lease_webhook(memory, hook.id, "one", 60)
+    assert not access.lease_webhook(memory.for_tenant("other"), hook.id, "three", 60)
+    access.delete_webhook(memory, hook.id)
+    assert not access.lease_webhook(memory, hook.id, "one", 60)
+    memory.close()

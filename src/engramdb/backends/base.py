@@ -192,6 +192,14 @@ class Transaction(Protocol):
     def log_delivery(self, delivery: Delivery, advance: bool) -> None:
         """Record a delivery attempt; ``advance`` moves the subscription past its event."""
 
+    def lease_webhook(self, tenant: str, hook_id: str, holder: str, until: float) -> bool:
+        """Take or renew the right to deliver a subscription until ``until`` (epoch seconds):
+        granted when no one else holds it or their lease has run out; False otherwise (and
+        when there is no such subscription)."""
+
+    def release_webhook(self, tenant: str, hook_id: str, holder: str) -> None:
+        """Give up a lease ``holder`` has on a subscription (nothing if it has none)."""
+
     def purge(self, tenant: str, user_id: str | None, actor: str) -> dict[str, int]:
         """GDPR erasure: every record of a user (any agent), or of the whole tenant when
         ``user_id`` is None, with its vectors, jobs, entities, scope rows and history content

@@ -9,6 +9,7 @@ connection or inside its write transaction.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,17 +127,38 @@ def delete_webhook(conn: Conn, tenant: str, hook_id: str) -> bool:
 
 def log_delivery(conn: Conn, d: Delivery, advance: bool) -> None:
     """Record one delivery attempt; a final one (delivered or given up) moves the cursor."""
+    # An attempt that ends after its subscription was deleted is not recorded: nothing would
+    # ever read or remove its row.
     conn.execute(
         "INSERT INTO deliveries (tenant, webhook_id, event_id, attempt, status, http_status, "
-        "error, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        "error, at) SELECT %s, %s, %s, %s, %s, %s, %s, %s "
+        "WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant = %s AND id = %s)",
         (d.tenant, d.webhook_id, d.event_id, d.attempt, d.status, d.http_status, d.error,
-         d.at.timestamp()),
+         d.at.timestamp(), d.tenant, d.webhook_id),
     )  # fmt: skip
     if advance:
         conn.execute(
             "UPDATE webhooks SET cursor = GREATEST(cursor, %s) WHERE tenant = %s AND id = %s",
             (d.event_id, d.tenant, d.webhook_id),
         )
+
+
+def lease_webhook(conn: Conn, tenant: str, hook_id: str, holder: str, until: float) -> bool:
+    """Take or renew a subscription's delivery lease (see Store.lease_webhook)."""
+    taken = conn.execute(
+        "UPDATE webhooks SET leased_by = %s, leased_until = %s WHERE tenant = %s AND id = %s "
+        "AND (leased_by IS NULL OR leased_by = %s OR leased_until <= %s)",
+        (holder, until, tenant, hook_id, holder, time.time()),
+    )
+    return taken.rowcount == 1
+
+
+def release_webhook(conn: Conn, tenant: str, hook_id: str, holder: str) -> None:
+    conn.execute(
+        "UPDATE webhooks SET leased_by = NULL, leased_until = NULL WHERE tenant = %s "
+        "AND id = %s AND leased_by = %s",
+        (tenant, hook_id, holder),
+    )
 
 
 def deliveries(conn: Conn, tenant: str, hook_id: str, limit: int) -> list[Delivery]:

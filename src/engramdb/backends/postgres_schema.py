@@ -304,10 +304,18 @@ def _v3_timeline(conn: Conn, dim: int) -> None:
     )
 
 
+def _v4_webhook_leases(conn: Conn, dim: int) -> None:
+    """One server process delivers a subscription at a time (several share one database)."""
+    del dim
+    conn.execute("ALTER TABLE webhooks ADD COLUMN leased_by text")
+    conn.execute("ALTER TABLE webhooks ADD COLUMN leased_until double precision")
+
+
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "initial", _v1_initial),
     (2, "lexical impacts", _v2_lexical_impacts),
     (3, "timeline order", _v3_timeline),
+    (4, "webhook delivery leases", _v4_webhook_leases),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -494,6 +494,14 @@ class PostgresTransaction(TxBase):
         admin.log_delivery(self._conn, delivery, advance)
 
     @guarded
+    def lease_webhook(self, tenant: str, hook_id: str, holder: str, until: float) -> bool:
+        return admin.lease_webhook(self._conn, tenant, hook_id, holder, until)
+
+    @guarded
+    def release_webhook(self, tenant: str, hook_id: str, holder: str) -> None:
+        admin.release_webhook(self._conn, tenant, hook_id, holder)
+
+    @guarded
     def purge(self, tenant: str, user_id: str | None, actor: str) -> dict[str, int]:
         self._lock(tenant)
         scope_list = admin.scope_ids(self._conn, tenant, user_id)

@@ -1265,6 +1265,14 @@ class SQLiteTransaction:
         sqlite_admin.log_delivery(self._conn, delivery, advance)
 
     @_guarded
+    def lease_webhook(self, tenant: str, hook_id: str, holder: str, until: float) -> bool:
+        return sqlite_admin.lease_webhook(self._conn, tenant, hook_id, holder, until)
+
+    @_guarded
+    def release_webhook(self, tenant: str, hook_id: str, holder: str) -> None:
+        sqlite_admin.release_webhook(self._conn, tenant, hook_id, holder)
+
+    @_guarded
     def purge(self, tenant: str, user_id: str | None, actor: str) -> dict[str, int]:
         scope_list = sqlite_admin.scope_ids(self._conn, tenant, user_id)
         receipt = sqlite_admin.counts(self._conn, scope_list)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 from ..types import ApiKey, Delivery, HistoryEntry, ScopeSummary, Webhook
@@ -128,6 +129,26 @@ def log_delivery(conn: sqlite3.Connection, d: Delivery, advance: bool) -> None:
             "UPDATE webhooks SET cursor = MAX(cursor, ?) WHERE tenant = ? AND id = ?",
             (d.event_id, d.tenant, d.webhook_id),
         )
+
+
+def lease_webhook(
+    conn: sqlite3.Connection, tenant: str, hook_id: str, holder: str, until: float
+) -> bool:
+    """Take or renew a subscription's delivery lease (see Store.lease_webhook)."""
+    taken = conn.execute(
+        "UPDATE webhooks SET leased_by = ?, leased_until = ? WHERE tenant = ? AND id = ? "
+        "AND (leased_by IS NULL OR leased_by = ? OR leased_until <= ?)",
+        (holder, until, tenant, hook_id, holder, time.time()),
+    )
+    return taken.rowcount == 1
+
+
+def release_webhook(conn: sqlite3.Connection, tenant: str, hook_id: str, holder: str) -> None:
+    conn.execute(
+        "UPDATE webhooks SET leased_by = NULL, leased_until = NULL WHERE tenant = ? AND id = ? "
+        "AND leased_by = ?",
+        (tenant, hook_id, holder),
+    )
 
 
 def deliveries(conn: sqlite3.Connection, tenant: str, hook_id: str, limit: int) -> list[Delivery]:

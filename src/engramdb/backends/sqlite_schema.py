@@ -387,6 +387,15 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
         CREATE INDEX memories_scope_time ON memories (scope_id, occurred_at, rid)
         """,
     ),
+    (
+        9,
+        "webhook delivery leases",
+        # One server process delivers a subscription at a time (several share one store).
+        """
+        ALTER TABLE webhooks ADD COLUMN leased_by TEXT;
+        ALTER TABLE webhooks ADD COLUMN leased_until REAL
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -111,6 +114,8 @@ class ServerState:
         self.limiter = RateLimiter(int(settings["rate_limit"]))
         self.webhook_retries = int(settings["webhook_retries"])
         self.started = time.time()
+        #: Names this process in the leases it takes (webhook delivery).
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def memory_for(self, principal: Principal) -> AsyncMemory:
         return self.root.for_tenant(principal.tenant)

@@ -6,6 +6,13 @@ A delivery is ``POST <url>`` with the event as JSON and the headers ``X-Engram-E
 recomputes it, and refuses an old ``t`` to stop replays). A 2xx answer delivers the event;
 anything else is retried with exponential backoff, up to ``webhook_retries`` attempts, then
 given up, and the subscription moves on. Every attempt is in the delivery log.
+
+Several server processes may share one store: a process delivers a subscription only while it
+holds its lease in the store (:data:`LEASE` seconds, renewed before every attempt), and reads
+the subscription's cursor after taking it, so each event goes out from one process. Delivery is
+at least once: a process that dies after a receiver accepted an event but before recording it
+leaves that event to be sent again by the next holder (receivers deduplicate on
+``X-Engram-Delivery``).
 """
 
 from __future__ import annotations
@@ -36,6 +43,11 @@ POLL = 0.5
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
 BATCH = 50
+#: Seconds a receiver has to answer one attempt.
+TIMEOUT = 10.0
+#: Seconds a process keeps the right to deliver a subscription without renewing it: longer than
+#: the longest wait between two attempts plus one attempt, so only a process that stopped loses it.
+LEASE = MAX_DELAY + 2 * TIMEOUT
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -64,7 +76,7 @@ async def deliver_forever(state: ServerState) -> None:
     retried with backoff) never holds up the events of another, of its tenant or any other.
     """
     running: dict[str, asyncio.Task[int]] = {}
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
+    async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as client:
         try:
             while True:
                 try:
@@ -93,7 +105,7 @@ async def deliver_once(
     """
     if running is None:
         hooks = await state.root.run(access.webhooks, state.memory, every_tenant=True)
-        return sum(await asyncio.gather(*(_deliver_hook(state, client, *h) for h in hooks)))
+        return sum(await asyncio.gather(*(_deliver_hook(state, client, h) for h, _ in hooks)))
     # Finished tasks are collected before the subscriptions are read, so that a new task starts
     # from the cursor its predecessor left (never one read while it was still running).
     done = 0
@@ -107,27 +119,40 @@ async def deliver_once(
             log.error("engramdb: delivery to webhook %s failed", hook_id, exc_info=error)
         else:
             done += task.result()
-    for hook, secret in await state.root.run(access.webhooks, state.memory, every_tenant=True):
+    for hook, _ in await state.root.run(access.webhooks, state.memory, every_tenant=True):
         if hook.id not in running:
-            running[hook.id] = asyncio.create_task(_deliver_hook(state, client, hook, secret))
+            running[hook.id] = asyncio.create_task(_deliver_hook(state, client, hook))
     return done
 
 
-async def _deliver_hook(
-    state: ServerState, client: httpx.AsyncClient, hook: Webhook, secret: str
-) -> int:
-    mem = state.memory.for_tenant(hook.tenant)
-    found = await state.root.run(mem.events, hook.cursor, BATCH)
-    done = 0
-    for entry in found:
-        event = event_json(to_dict(entry))
-        wanted = not hook.events or entry.event in hook.events
-        if wanted and not await _send(state, client, mem, hook, secret, event):
-            return done  # retries used up inside _send, or the server is stopping
-        if not wanted:
-            await state.root.run(_skip, mem, hook, entry.id)
-        done += 1
-    return done
+async def _deliver_hook(state: ServerState, client: httpx.AsyncClient, seen: Webhook) -> int:
+    """Deliver a batch of a subscription's new events, if there are any and this process can
+    take the subscription's lease; how many were handed over or given up."""
+    mem = state.memory.for_tenant(seen.tenant)
+    if not await state.root.run(mem.events, seen.cursor, 1):
+        return 0  # nothing new: no write to take a lease
+    if not await state.root.run(access.lease_webhook, mem, seen.id, state.instance, LEASE):
+        return 0  # another process is delivering it (or it was deleted)
+    try:
+        try:  # its cursor now: another process may have delivered since it was listed
+            hook, secret = await state.root.run(access.webhook, mem, seen.id)
+        except NotFound:
+            return 0
+        done = 0
+        for entry in await state.root.run(mem.events, hook.cursor, BATCH):
+            event = event_json(to_dict(entry))
+            wanted = not hook.events or entry.event in hook.events
+            if wanted and not await _send(state, client, mem, hook, secret, event):
+                return done  # unsubscribed, or the lease was lost
+            if not wanted:
+                await state.root.run(_skip, mem, hook, entry.id)
+            done += 1
+        return done
+    finally:
+        try:
+            await state.root.run(access.release_webhook, mem, seen.id, state.instance)
+        except Exception:  # the lease runs out by itself
+            log.warning("engramdb: could not release the lease of webhook %s", seen.id)
 
 
 def _skip(mem: Memory, hook: Webhook, event_id: int) -> None:
@@ -146,12 +171,12 @@ async def _send(
     event: dict[str, JSON],
 ) -> bool:
     """Deliver one event with retries; True once it is delivered or given up, False when the
-    subscription was deleted meanwhile."""
+    subscription was deleted meanwhile or this process lost its lease."""
     body = json.dumps(event, ensure_ascii=False).encode()
     event_id = int(str(event["id"]))
     for attempt in range(1, state.webhook_retries + 1):
-        if not await state.root.run(_subscribed, mem, hook.id):
-            return False  # unsubscribed meanwhile: not one more attempt
+        if not await state.root.run(access.lease_webhook, mem, hook.id, state.instance, LEASE):
+            return False  # unsubscribed meanwhile (or lost): not one more attempt from here
         status, error = await _post(client, hook.url, secret, body, event)
         ok = status is not None and 200 <= status < 300
         last = attempt == state.webhook_retries
@@ -163,14 +188,6 @@ async def _send(
         if ok or last:
             return True
         await asyncio.sleep(min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)))
-    return True
-
-
-def _subscribed(mem: Memory, hook_id: str) -> bool:
-    try:
-        access.webhook(mem, hook_id)
-    except NotFound:
-        return False
     return True
 
 
