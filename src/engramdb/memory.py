@@ -76,6 +76,8 @@ log = logging.getLogger("engramdb")
 _ACTOR = "api"
 #: Most results one search or page returns.
 MAX_LIMIT = 1000
+#: Event ids are 64-bit integers in both stores.
+MAX_EVENT_ID = 2**63 - 1
 #: Most pending jobs one process() call runs.
 MAX_JOBS = 1_000_000_000
 
@@ -519,10 +521,19 @@ class Memory:
         transaction, so no job is ever applied twice. A job that fails stays leased until its
         lease runs out: a failing LLM is retried no faster than that.
         """
-        name = text_arg(worker, "work() worker", max_chars=200)
+        name = name_arg(worker, "work() worker")
+        if not name:
+            raise InvalidInput("work() worker must name this worker: a non-empty string")
         limit = int_arg(limit, "work() limit", maximum=MAX_LIMIT)
-        if not isinstance(lease_seconds, int | float) or not 0 < lease_seconds <= 86_400:
-            raise InvalidInput("work() lease_seconds must be a number of seconds from 0 to 86400")
+        if (
+            isinstance(lease_seconds, bool)
+            or not isinstance(lease_seconds, int | float)
+            or not 0 < lease_seconds <= 86_400
+        ):
+            raise InvalidInput(
+                f"work() lease_seconds must be a number of seconds above 0 and at most 86400, "
+                f"got {shorten(lease_seconds, 40)}"
+            )
         until = datetime.now(UTC).timestamp() + lease_seconds
         report = ProcessReport()
         with self._store.transaction() as tx:
@@ -1023,7 +1034,7 @@ class Memory:
         """This tenant's changes after event id ``after``, oldest first: an append-only feed
         (``create``, ``update``, ``delete``; for facts ``confirm``, ``supersede``, ...). Pass the
         last id seen as ``after`` to read on. A deleted memory's events keep no content."""
-        after = int_arg(after, "events() after", minimum=0)
+        after = int_arg(after, "events() after", minimum=0, maximum=MAX_EVENT_ID)
         limit = int_arg(limit, "events() limit", maximum=MAX_LIMIT)
         return self._store.events(self.tenant, after, limit)
 

@@ -62,7 +62,8 @@ class Transaction(Protocol):
         """The messages just before and just after a message in its session."""
 
     def update(self, row: Row, actor: str) -> None:
-        """Replace a record's text, metadata, mentions and keys, with 'update' history."""
+        """Replace a record's text, metadata, mentions, keys and event time (a fact restated
+        from an earlier start), with 'update' history."""
 
     def set_archived(self, tenant: str, memory_id: str, at: float | None, actor: str) -> bool:
         """Archive a record at ``at`` (None: bring it back), with history; False when it

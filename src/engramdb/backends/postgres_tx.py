@@ -142,10 +142,10 @@ class PostgresTransaction(TxBase):
         before, rid, scope_id = row_from(found), int(found[0]), int(found[20])
         self._conn.execute(
             "UPDATE memories SET text = %s, metadata = %s::json, time_mentions = %s::json, "
-            "updated_at = %s WHERE tenant = %s AND rid = %s",
+            "updated_at = %s, occurred_at = %s WHERE tenant = %s AND rid = %s",
             (
                 row.text, dump_json(row.metadata), dump_json(row.time_mentions), row.updated_at,
-                tenant, rid,
+                row.occurred_at, tenant, rid,
             ),
         )  # fmt: skip
         self._history(row.id, tenant, "update", snapshot(before), snapshot(row), actor)

@@ -920,7 +920,7 @@ class SQLiteTransaction:
         before, rid, scope_id = _row_from(found), int(found[0]), int(found[20])
         self._conn.execute(
             "UPDATE memories SET text = ?, key_own = ?, key_context_name = ?, key_context = ?, "
-            "metadata = ?, time_mentions = ?, updated_at = ? WHERE rid = ?",
+            "metadata = ?, time_mentions = ?, updated_at = ?, occurred_at = ? WHERE rid = ?",
             (
                 row.text,
                 row.keys.own,
@@ -929,6 +929,7 @@ class SQLiteTransaction:
                 _json(row.metadata),
                 _json(row.time_mentions),
                 row.updated_at,
+                row.occurred_at,
                 rid,
             ),
         )

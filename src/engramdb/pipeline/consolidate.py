@@ -106,17 +106,27 @@ class Consolidator:
         decisions = Decisions()
         now = time.time()
         offsets = {r.id: r.tz_offset for r in rows}
+        # Facts are recorded in the order they were said, a microsecond apart: two that became
+        # true at the same moment are told apart by which was said later, whether their messages
+        # are consolidated together (one add(), one worker lease) or one by one.
+        said = {r.id: r.occurred_at for r in rows}
+        spoken = sorted(claims, key=lambda c: max((said.get(s, 0.0) for s in c.source_ids),
+                                                   default=0.0))  # fmt: skip
+        recorded = {id(c): now + i * 1e-6 for i, c in enumerate(spoken)}
         with self.store.transaction() as tx:
             # Deleted meanwhile, or consolidated meanwhile by another worker: skipped.
             alive = {r.id for r in tx.get(scope.tenant, ids)}
             alive &= tx.pending_jobs(scope.tenant, ids, "extract")
-            for claim in sorted(claims, key=lambda c: c.valid_from):
+            # In the order they were said (then by when they became true), as if each message
+            # had been consolidated on its own: a batch tells the story one-by-one would.
+            for claim in sorted(spoken, key=lambda c: (recorded[id(c)], c.valid_from)):
+                key = id(claim)
                 sources = tuple(s for s in claim.source_ids if s in alive)
                 if not sources:
                     continue
                 claim = replace(claim, source_ids=sources)
                 fact_id = reconcile(
-                    tx, scope, claim, tz_offset=offsets.get(sources[0]), now=now,
+                    tx, scope, claim, tz_offset=offsets.get(sources[0]), now=recorded[key],
                     actor=self.actor, out=decisions,
                 )  # fmt: skip
                 if fact_id is not None:
@@ -127,8 +137,8 @@ class Consolidator:
         report.added += len(decisions.added)
         report.confirmed += len(decisions.confirmed)
         report.superseded += len(decisions.superseded)
-        if decisions.added:
-            embedded = self.ingest.embed(scope.tenant, decisions.added)
+        if decisions.added or decisions.restated:
+            embedded = self.ingest.embed(scope.tenant, [*decisions.added, *decisions.restated])
             report.errors += embedded.errors
 
     def _failed(

@@ -10,7 +10,10 @@ attribute (and, for an attribute that holds several values at once, the same val
   when the next fact that contradicts it became true, and ``superseded_by`` names it. A fact
   learned late (an old message imported today) lands at its own place on the timeline, and may
   be superseded on arrival;
-- **noop**: a claim that a value ended, when that value was not in effect.
+- **noop**: a claim that a value ended, when that value had ended already. An end of a value
+  not known yet ("no longer in Lisbon" before anything said of Lisbon) is kept as a fact of its
+  own: a start learned later ("moved to Lisbon last May") then ends there, so the story does not
+  depend on the order the two were processed in.
 
 Nothing is deleted here: a superseded fact keeps its text and sources, with ``valid_to`` (world
 time) and ``expired_at`` (when we learned it) set. A delete of a fact's only episodes removes it
@@ -45,6 +48,8 @@ class Decisions:
     superseded: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     ignored: int = 0
+    #: Facts whose text changed (a start learned later): their vectors are to be made again.
+    restated: list[str] = field(default_factory=list)
 
 
 def reconcile(
@@ -73,8 +78,11 @@ def reconcile(
             out.confirmed.append(twin.id)
             return twin.id
     if claim.ends and claim.single and (prev is None or not _same_value(prev, claim.value)):
-        out.ignored += 1  # "no longer in Lisbon" while Lisbon was not in effect: nothing ends
-        return None
+        began = [f for f in timeline if _same_value(f, claim.value) and not _fact(f).ends]
+        if any(_fact(f).valid_from <= claim.valid_from for f in began):
+            out.ignored += 1  # "left Google" when Google had ended already: nothing ends
+            return None
+        # Not known yet: kept, so that a start learned later ends there.
     # Whatever of ``prev`` was said after the claim's time must come after it, as a fact of its
     # own, before the claim can be placed (or merged with what follows it).
     if (
@@ -92,8 +100,22 @@ def reconcile(
         first = later[0]
         tx.add_sources(scope.tenant, first.id, claim.source_ids, actor)
         _write(tx, first, replace(_fact(first), valid_from=claim.valid_from), "confirm", actor)
+        if (first.text, first.occurred_at) != (claim.text, claim.valid_from):
+            # Stated as the earliest statement states it ("... (since May 2023)"), and placed
+            # at its start: as if the statements had been heard in the order they were made.
+            tx.update(replace(first, text=claim.text, keys=Keys(own=claim.text),
+                              occurred_at=claim.valid_from, updated_at=now), actor)  # fmt: skip
+            tx.stale(scope.tenant, [first.id])  # its vector is of the old text
+            out.restated.append(first.id)
         out.confirmed.append(first.id)
         _rechain(tx, scope, claim, now, actor, out)
+        # A statement says its fact held when it was made: said after the fact ended (a move
+        # back, told as "I moved to Bergen last May" after "I live in Oslo"), it starts the fact
+        # again from then, as it would have had it been heard in order.
+        (again,) = tx.get(scope.tenant, [first.id])
+        ended = _fact(again).valid_to
+        if ended is not None and _split(tx, scope, again, ended, actor, out):
+            _rechain(tx, scope, claim, now, actor, out)
         return first.id
     row = fact_row(scope, claim, tz_offset=tz_offset, now=now)
     tx.insert([row], actor)
