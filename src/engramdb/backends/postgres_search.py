@@ -35,8 +35,11 @@ EXACT_MAX = 5_000
 EXACT_POSTINGS = 5_000
 #: The pruned search reads every posting of the rarest query terms up to this many in all...
 FULL_POSTINGS = 20_000
-#: ...and this many of the heaviest postings of each other term...
+#: ...and the heaviest postings of each other term: a share of the scope's records (1 in
+#: TOP_SHARE), at least TOP_POSTINGS (recall of the top 10 against the exact BM25: 0.99 at 1M
+#: records in one scope, docs/benchmarks.md)...
 TOP_POSTINGS = 1_000
+TOP_SHARE = 100
 #: ...then scores exactly the candidates with the best partial scores: this many per result
 #: asked for, and at least RESCORED_MIN.
 RESCORED = 4
@@ -114,8 +117,9 @@ def _pruned(
     """BM25 of a large scope from a bounded share of the postings.
 
     Candidates: every posting of the query's rarest terms while they add up to at most
-    :data:`FULL_POSTINGS` (these terms weigh most), and the :data:`TOP_POSTINGS` heaviest
-    postings (stored weight: tf and length) of each other term. The ``pool`` candidates with the
+    :data:`FULL_POSTINGS` (these terms weigh most), and the heaviest postings (stored weight:
+    tf and length) of each other term, one per :data:`TOP_SHARE` records of the scope and at
+    least :data:`TOP_POSTINGS`. The ``pool`` candidates with the
     best partial scores are then scored exactly, over all their terms, and filtered.
     """
     ordered = sorted(df, key=lambda t: (df[t], t))
@@ -152,7 +156,11 @@ def _pruned(
         WHERE score > 0 ORDER BY score DESC, rid LIMIT %s
     """
     arrays = [ordered, [float(df[t]) for t in ordered], [t in full for t in ordered]]
-    head = [tenant, scope_id, *arrays, tenant, scope_id, tenant, scope_id, TOP_POSTINGS]
+    found = conn.execute(
+        "SELECT docs FROM scopes WHERE tenant = %s AND id = %s", (tenant, scope_id)
+    ).fetchone()
+    top = max(TOP_POSTINGS, int(found[0]) // TOP_SHARE if found else 0)
+    head = [tenant, scope_id, *arrays, tenant, scope_id, tenant, scope_id, top]
     body = [pool, tenant, tenant]
     return [(str(i), float(s)) for i, s in conn.execute(sql, [*head, *body, *params, limit])]
 
