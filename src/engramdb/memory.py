@@ -1000,35 +1000,34 @@ class Memory:
     def users(self) -> builtins.list[UserSummary]:
         """The users of this tenant, by id, each with how many memories and facts it holds
         over all its agents, those agents, and when its latest memory happened."""
-        groups: dict[str, builtins.list[ScopeSummary]] = {}
-        for s in self._store.scopes(self.tenant):
-            if s.user_id is not None:
-                groups.setdefault(s.user_id, []).append(s)
         return [
-            UserSummary(
-                user_id=user, memories=sum(s.memories for s in found),
-                facts=sum(s.facts for s in found), agents=_named(s.agent_id for s in found),
-                last_at=_latest(found),
-            )
-            for user, found in sorted(groups.items())
+            UserSummary(user_id=name, memories=sum(s.memories for s in found),
+                        facts=sum(s.facts for s in found),
+                        agents=_named(s.agent_id for s in found), last_at=_latest(found))
+            for name, found in self._grouped(lambda s: s.user_id)
         ]  # fmt: skip
 
     def agents(self) -> builtins.list[AgentSummary]:
         """The agents of this tenant, by id, each with how many memories and facts it holds
         over all its users (and its own, without a user), those users, and when its latest
         memory happened."""
+        return [
+            AgentSummary(agent_id=name, memories=sum(s.memories for s in found),
+                         facts=sum(s.facts for s in found),
+                         users=_named(s.user_id for s in found), last_at=_latest(found))
+            for name, found in self._grouped(lambda s: s.agent_id)
+        ]  # fmt: skip
+
+    def _grouped(
+        self, key: Callable[[ScopeSummary], str | None]
+    ) -> builtins.list[tuple[str, builtins.list[ScopeSummary]]]:
+        """This tenant's scopes grouped by a name (the user or the agent), by name."""
         groups: dict[str, builtins.list[ScopeSummary]] = {}
         for s in self._store.scopes(self.tenant):
-            if s.agent_id is not None:
-                groups.setdefault(s.agent_id, []).append(s)
-        return [
-            AgentSummary(
-                agent_id=agent, memories=sum(s.memories for s in found),
-                facts=sum(s.facts for s in found), users=_named(s.user_id for s in found),
-                last_at=_latest(found),
-            )
-            for agent, found in sorted(groups.items())
-        ]  # fmt: skip
+            name = key(s)
+            if name is not None:
+                groups.setdefault(name, []).append(s)
+        return sorted(groups.items())
 
     def events(self, after: int = 0, limit: int = 100) -> builtins.list[HistoryEntry]:
         """This tenant's changes after event id ``after``, oldest first: an append-only feed

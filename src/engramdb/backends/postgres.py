@@ -298,7 +298,7 @@ class PostgresStore:
             found = _scope_row(conn, scope)
             if found is None:
                 return []
-            return search.lexical(conn, scope.tenant, found[0], query, limit, flt)
+            return search.lexical(conn, scope.tenant, found[0], found[1], query, limit, flt)
 
         return self._read(run)
 

@@ -53,9 +53,12 @@ EF_SEARCH = 100
 MAX_SCAN_TUPLES = 50_000
 
 
-def lexical(conn: Conn, tenant: str, scope_id: int, query: str, limit: int, flt: Filter) -> Scored:
-    """The best records of a scope for a query's words by BM25, under a filter: exact while the
-    query's terms have at most :data:`EXACT_POSTINGS` postings, pruned above."""
+def lexical(
+    conn: Conn, tenant: str, scope_id: int, docs: int, query: str, limit: int, flt: Filter
+) -> Scored:
+    """The best records of a scope of ``docs`` records for a query's words by BM25, under a
+    filter: exact while the query's terms have at most :data:`EXACT_POSTINGS` postings, pruned
+    above."""
     terms = [term_id(t) for t in dict.fromkeys(tokens(query))]
     if not terms or limit <= 0:
         return []
@@ -71,8 +74,9 @@ def lexical(conn: Conn, tenant: str, scope_id: int, query: str, limit: int, flt:
     if sum(df.values()) <= EXACT_POSTINGS:
         return lexical_exact(conn, tenant, scope_id, query, limit, flt)
     rescored = max(RESCORED * limit, RESCORED_MIN)
+    top = max(TOP_POSTINGS, docs // TOP_SHARE)
     for pool in (rescored, rescored * RESCORED_WIDER):
-        found = _pruned(conn, tenant, scope_id, df, limit, pool, flt)
+        found = _pruned(conn, tenant, scope_id, df, limit, pool, top, flt)
         if len(found) >= limit:
             return found
     # A filter kept fewer of the candidates than asked for: only the exact scan knows whether
@@ -112,14 +116,20 @@ def lexical_exact(
 
 
 def _pruned(
-    conn: Conn, tenant: str, scope_id: int, df: dict[int, int], limit: int, pool: int, flt: Filter
+    conn: Conn,
+    tenant: str,
+    scope_id: int,
+    df: dict[int, int],
+    limit: int,
+    pool: int,
+    top: int,
+    flt: Filter,
 ) -> Scored:
     """BM25 of a large scope from a bounded share of the postings.
 
     Candidates: every posting of the query's rarest terms while they add up to at most
-    :data:`FULL_POSTINGS` (these terms weigh most), and the heaviest postings (stored weight:
-    tf and length) of each other term, one per :data:`TOP_SHARE` records of the scope and at
-    least :data:`TOP_POSTINGS`. The ``pool`` candidates with the
+    :data:`FULL_POSTINGS` (these terms weigh most), and the ``top`` heaviest postings (stored
+    weight: tf and length) of each other term. The ``pool`` candidates with the
     best partial scores are then scored exactly, over all their terms, and filtered.
     """
     ordered = sorted(df, key=lambda t: (df[t], t))
@@ -156,10 +166,6 @@ def _pruned(
         WHERE score > 0 ORDER BY score DESC, rid LIMIT %s
     """
     arrays = [ordered, [float(df[t]) for t in ordered], [t in full for t in ordered]]
-    found = conn.execute(
-        "SELECT docs FROM scopes WHERE tenant = %s AND id = %s", (tenant, scope_id)
-    ).fetchone()
-    top = max(TOP_POSTINGS, int(found[0]) // TOP_SHARE if found else 0)
     head = [tenant, scope_id, *arrays, tenant, scope_id, tenant, scope_id, top]
     body = [pool, tenant, tenant]
     return [(str(i), float(s)) for i, s in conn.execute(sql, [*head, *body, *params, limit])]

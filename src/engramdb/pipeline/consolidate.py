@@ -112,21 +112,19 @@ class Consolidator:
         said = {r.id: r.occurred_at for r in rows}
         spoken = sorted(claims, key=lambda c: max((said.get(s, 0.0) for s in c.source_ids),
                                                    default=0.0))  # fmt: skip
-        recorded = {id(c): now + i * 1e-6 for i, c in enumerate(spoken)}
         with self.store.transaction() as tx:
             # Deleted meanwhile, or consolidated meanwhile by another worker: skipped.
             alive = {r.id for r in tx.get(scope.tenant, ids)}
             alive &= tx.pending_jobs(scope.tenant, ids, "extract")
-            # In the order they were said (then by when they became true), as if each message
-            # had been consolidated on its own: a batch tells the story one-by-one would.
-            for claim in sorted(spoken, key=lambda c: (recorded[id(c)], c.valid_from)):
-                key = id(claim)
+            # In the order they were said, as if each message had been consolidated on its own:
+            # a batch tells the story one by one would.
+            for i, claim in enumerate(spoken):
                 sources = tuple(s for s in claim.source_ids if s in alive)
                 if not sources:
                     continue
                 claim = replace(claim, source_ids=sources)
                 fact_id = reconcile(
-                    tx, scope, claim, tz_offset=offsets.get(sources[0]), now=recorded[key],
+                    tx, scope, claim, tz_offset=offsets.get(sources[0]), now=now + i * 1e-6,
                     actor=self.actor, out=decisions,
                 )  # fmt: skip
                 if fact_id is not None:
