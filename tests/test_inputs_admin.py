@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from engramdb import Memory
 from engramdb.errors import (
     EngramError,
+    IdConflict,
     ImportFormatError,
     InvalidCursor,
     InvalidInput,
@@ -1027,3 +1028,29 @@ def test_work_gives_the_inline_facts_however_the_jobs_are_leased(
         deferred.add(messages, user_id="ana")
     _drain(deferred, limit)
     assert _knowledge(deferred, "ana") == _knowledge(inline, "ana")
+
+
+def test_an_import_refused_in_a_later_batch_writes_no_earlier_one(tmp_path: Path) -> None:
+    """Found by test_inputs.py's import property: batches are written one by one, so a conflict
+    in the second used to leave the first stored."""
+    mem = Memory(tmp_path / "engram.db", **OPEN)
+    mem.add("I live in Lisbon", user_id="ana")
+
+    def exported() -> list[dict[str, Any]]:
+        out = io.StringIO()
+        mem.export(out)
+        return [json.loads(line) for line in out.getvalue().splitlines()]
+
+    header, *before = exported()
+    message = next(r for r in before if r.get("kind") == "message")
+    fresh = [{**message, "id": f"new-{i}", "dedupe_key": None} for i in range(3)]
+    clash = {**message, "text": "something else entirely"}
+    with pytest.raises(IdConflict, match="record 4"):
+        mem.import_records([*fresh, clash], batch=2)
+    assert exported()[1:] == before
+    path = tmp_path / "export.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [header, *fresh, clash]))
+    with pytest.raises(IdConflict):
+        mem.import_file(path)
+    assert exported()[1:] == before
+    mem.close()

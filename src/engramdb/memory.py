@@ -874,6 +874,8 @@ class Memory:
         """Load records written by :meth:`export`, keeping ids, times and keys; returns how
         many were new. Records already stored (same id, same content) are skipped, so an
         interrupted import can be run again; the same ids may be imported into another tenant.
+        Every record is read and checked first: a malformed one or an id conflict anywhere
+        refuses the import before anything is written.
 
         Raises:
             ImportFormatError: a malformed record (says which).
@@ -886,23 +888,49 @@ class Memory:
             )
         batch = int_arg(batch, "import_records() batch", maximum=100_000)
         callback_arg(progress, "import_records() progress")
+        from .portable import rows_from_export
+
         numbered = ((f"record {n}", r) for n, r in enumerate(records, start=1))
-        return self._import_export(numbered, batch, progress)
+        # Every record is read and checked before the first batch is written: a malformed
+        # record or an id conflict anywhere refuses the whole import, and changes nothing.
+        batches = list(rows_from_export(numbered, self.tenant, batch, self.embedder.name))
+        self._check_identities(batches)
+        return self._import_export(batches, progress)
+
+    def _check_identities(self, batches: Iterable[Sequence[tuple[str, Row]]]) -> None:
+        """Refuse an import that would give an id to two different memories: one stored and one
+        imported, or two imported.
+
+        Raises:
+            IdConflict: naming the record.
+        """
+        seen: dict[str, tuple[Scope, int]] = {}
+        for pairs in batches:
+            stored = {r.id: r for r in self._store.get(self.tenant, [r.id for _, r in pairs])}
+            for where, row in pairs:
+                said = (row.scope, hash((row.text, row.role, row.name)))
+                known = stored.get(row.id)
+                other = seen.get(row.id) or (
+                    None if known is None
+                    else (known.scope, hash((known.text, known.role, known.name)))
+                )  # fmt: skip
+                if other is not None and other[0] != said[0]:
+                    raise IdConflict(row.id, f"a memory of another user or agent ({where})")
+                if other is not None and other[1] != said[1]:
+                    raise IdConflict(row.id, f"a memory with other content ({where})")
+                seen.setdefault(row.id, said)
 
     def _import_export(
         self,
-        numbered: Iterable[tuple[str, Mapping[str, Any]]],
-        batch: int,
+        batches: Iterable[Sequence[tuple[str, Row]]],
         progress: Callable[[int], None] | None,
     ) -> int:
-        from .portable import rows_from_export
-
         added = 0
         # A fact is exported where it was created, before the later messages that confirmed it:
         # its sources are linked once every record is in.
         derived: dict[str, builtins.list[str]] = {}
         try:
-            for pairs in rows_from_export(numbered, self.tenant, batch, self.embedder.name):
+            for pairs in batches:
                 try:
                     new = set(self._ingest.import_rows([row for _, row in pairs], "import"))
                 except IdConflict as exc:  # name the record, as for any other bad record
@@ -952,9 +980,10 @@ class Memory:
         callback_arg(progress, "import_file() progress")
         fmt = importers.detect_format(source) if fmt == "auto" else fmt
         if fmt == "engramdb":
-            for _ in rows_from_export(read_export(source), self.tenant, 500):
-                pass  # the whole file is checked before anything is written
-            return self._import_export(read_export(source), 500, progress)  # vectors kept
+            # The whole file is checked (format and ids) before anything is written.
+            self._check_identities(rows_from_export(read_export(source), self.tenant, 500))
+            batches = rows_from_export(read_export(source), self.tenant, 500, self.embedder.name)
+            return self._import_export(batches, progress)  # vectors kept
         for _ in self._conversations(source, fmt, user, agent):
             pass  # likewise
         added = 0
